@@ -1,0 +1,5 @@
+import sys
+
+from correlax.cli.main import main
+
+sys.exit(main())
