@@ -1,0 +1,23 @@
+"""Pre-processing: pure array steps and the configurable ``prepare()`` pipeline."""
+
+from correlax.preprocess.pipeline import PreparedImage, PreprocessSettings, prepare
+from correlax.preprocess.steps import (
+    breast_bbox,
+    breast_on_right,
+    clahe_fusion,
+    resample,
+    to_uint8,
+    to_unit_float,
+)
+
+__all__ = [
+    "PreparedImage",
+    "PreprocessSettings",
+    "breast_bbox",
+    "breast_on_right",
+    "clahe_fusion",
+    "prepare",
+    "resample",
+    "to_uint8",
+    "to_unit_float",
+]

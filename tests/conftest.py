@@ -1,0 +1,24 @@
+"""Shared fixtures. DICOM writing lives in ``dicom_factory.py`` so it can be imported as a plain function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dicom_factory import write_dicom
+
+MIAS_ROOT = Path(__file__).resolve().parents[1].parent / "shared/data/mini-mias"
+
+
+@pytest.fixture
+def dicom_writer(tmp_path):
+    """``dicom_writer(name, pixels, **kwargs)`` writes ``tmp_path / name`` with :func:`write_dicom`."""
+    return lambda name, pixels, **kwargs: write_dicom(tmp_path / name, pixels, **kwargs)
+
+
+@pytest.fixture
+def mias_root() -> Path:
+    if not (MIAS_ROOT / "images").is_dir():
+        pytest.skip(f"mini-MIAS not found at {MIAS_ROOT}")
+    return MIAS_ROOT
