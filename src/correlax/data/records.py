@@ -52,6 +52,7 @@ class Manifest:
     records: list[ImageRecord]
     root: Path = Path(".")  # paths in records are relative to this
     source: str = ""
+    missing: list[str] = field(default_factory=list)  # images the source lists but that were not found
 
     def resolve(self, record: ImageRecord) -> Path:
         p = Path(record.path)
@@ -82,6 +83,7 @@ class Manifest:
             "source": self.source,
             "root": os.path.relpath(self.root.resolve(), path.parent.resolve()),
             "records": [asdict(r) for r in self.records],
+            "missing": self.missing,
         }
         atomic_write_text(path, json.dumps(payload, indent=1))
 
@@ -103,7 +105,12 @@ class Manifest:
                 records.append(ImageRecord(**r, findings=findings, spacing=spacing))
             except (KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"{path}: record {i}: {e}") from e
-        return cls(records=records, root=(path.parent / payload.get("root", ".")).resolve(), source=payload.get("source", ""))
+        return cls(
+            records=records,
+            root=(path.parent / payload.get("root", ".")).resolve(),
+            source=payload.get("source", ""),
+            missing=list(payload.get("missing", [])),
+        )
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,0 +1,151 @@
+"""Generic table adapter, for any collection: one CSV row per box → :class:`Manifest`.
+
+Columns: ``image_path, label, xmin, ymin, xmax, ymax`` and optionally ``split, patient_id, height,
+width``. Empty box columns make an image-level label. ``image_path`` is relative to the CSV's folder
+(or absolute); the image id is that path without its suffix, so equal file names in different
+folders (CBIS-DDSM's ``1-1.dcm``) stay distinct. Without ``patient_id`` each image is its own patient.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path, PurePath
+
+from correlax.data.records import Finding, ImageRecord, Manifest
+from correlax.data.validate import Problems, canonical_label, checked_box, image_size
+from correlax.io.image import ImageReadError
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("image_path", "label", "xmin", "ymin", "xmax", "ymax")
+SPLIT_NAMES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+
+
+def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
+    """Read the generic table at ``path``.
+
+    Every problem (unknown label, inverted or empty box, box wholly outside the image, one image id
+    for two files, split or patient id that differs between rows of one image, missing image) is
+    collected and raised as one :class:`~correlax.data.validate.ManifestError` naming the line.
+    With ``drop_missing`` a missing image is instead logged, left out and listed in ``Manifest.missing``.
+    """
+    path = Path(path)
+    base = path.parent
+    problems = Problems()
+    records: dict[str, ImageRecord] = {}
+    files: dict[str, tuple[str, int]] = {}  # image id -> (image_path as written, first line)
+    sizes: dict[str, tuple[int, int] | None] = {}
+    missing: list[str] = []
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            absent = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if absent:
+                problems.add(
+                    path,
+                    1,
+                    f"missing column(s): {', '.join(absent)}; expected {', '.join(REQUIRED)}[, split, patient_id]",
+                )
+                problems.raise_if_any()
+            rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
+    except OSError as e:
+        raise FileNotFoundError(f"{path}: cannot read the table ({e.strerror})") from e
+
+    for line, row in rows:
+        image_path = row["image_path"]
+        if not image_path:
+            problems.add(path, line, "empty image_path")
+            continue
+        if image_path in missing:
+            continue
+        image_id = PurePath(image_path).with_suffix("").as_posix()
+        if image_id in files and files[image_id][0] != image_path:
+            problems.add(
+                path,
+                line,
+                f"duplicate image id {image_id!r}: {image_path} and {files[image_id][0]} (line {files[image_id][1]})",
+            )
+            continue
+        try:
+            label = canonical_label(row["label"])
+        except ValueError as e:
+            problems.add(path, line, str(e))
+            continue
+        split = _split(row.get("split", ""), path, line, problems)
+        patient_id = row.get("patient_id") or image_id
+
+        record = records.get(image_id)
+        if record is None and image_id not in files:
+            files[image_id] = (image_path, line)
+            file = Path(image_path) if Path(image_path).is_absolute() else base / image_path
+            if not file.is_file():
+                if drop_missing:
+                    log.warning("%s:%d: image %s not found, left out", path, line, file)
+                    missing.append(image_path)
+                else:
+                    problems.add(path, line, f"image file not found: {file}")
+                continue
+            sizes[image_id] = _size(row, file, path, line, problems)
+            record = records[image_id] = ImageRecord(
+                image_id=image_id, path=image_path, patient_id=patient_id, split=split
+            )
+        elif record is None:
+            continue  # its first row was already reported
+        else:
+            if split != record.split:
+                problems.add(
+                    path, line, f"image {image_id}: split {split!r} differs from {record.split!r} on an earlier row"
+                )
+            if patient_id != record.patient_id:
+                problems.add(
+                    path,
+                    line,
+                    f"image {image_id}: patient_id {patient_id!r} differs from {record.patient_id!r} on an earlier row",
+                )
+
+        coords = [row[k] for k in ("xmin", "ymin", "xmax", "ymax")]
+        box = None
+        if any(coords):
+            try:
+                raw = tuple(float(v) for v in coords)
+            except ValueError:
+                problems.add(path, line, f"box coordinates must be four numbers or all empty, got {coords}")
+                continue
+            box = checked_box(raw, sizes[image_id], str(path), problems, line)  # type: ignore[arg-type]
+            if box is None:
+                continue
+        record.findings.append(Finding(label, box))
+
+    problems.raise_if_any()
+    if missing:
+        log.warning("%d image(s) listed in %s were not found and were left out", len(missing), path)
+    return Manifest(records=list(records.values()), root=base.resolve(), source=f"csv:{path.name}", missing=missing)
+
+
+def _split(text: str, path: Path, line: int, problems: Problems) -> str | None:
+    if not text:
+        return None
+    split = SPLIT_NAMES.get(text.lower())
+    if split is None:
+        problems.add(path, line, f"unknown split {text!r}; expected train, val or test")
+    return split
+
+
+def _size(row: dict[str, str], file: Path, path: Path, line: int, problems: Problems) -> tuple[int, int] | None:
+    """(height, width) from the optional columns, else from the image header; None (and a problem) if unreadable."""
+    if row.get("height") and row.get("width"):
+        try:
+            return int(float(row["height"])), int(float(row["width"]))
+        except ValueError:
+            problems.add(path, line, f"height/width not numbers ({row['height']!r}, {row['width']!r})")
+            return None
+    try:
+        return image_size(file)
+    except ImageReadError as e:
+        problems.add(path, line, f"image not readable: {e.cause}")
+        return None

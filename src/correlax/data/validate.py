@@ -1,0 +1,144 @@
+"""Checks shared by the data-set adapters: labels, boxes, image sizes, and one error listing every problem.
+
+Adapters collect problems in a :class:`Problems` list while they read a whole file, then raise one
+:class:`ManifestError` naming each file and line, so a user fixes a table in one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from correlax.data.records import Box
+from correlax.io.image import ImageReadError
+from correlax.labels import DISPLAY_NAMES, LABELS
+
+log = logging.getLogger(__name__)
+
+# VinDr-Mammo's finding categories (data-formats.md) onto the shared vocabulary (method doc §9).
+VINDR_CATEGORIES: dict[str, str] = {
+    "No Finding": "no_finding",
+    "Mass": "mass",
+    "Suspicious Calcification": "calcification",
+    "Asymmetry": "asymmetry",
+    "Focal Asymmetry": "asymmetry",
+    "Global Asymmetry": "asymmetry",
+    "Architectural Distortion": "architectural_distortion",
+    "Suspicious Lymph Node": "lymph_node",
+    "Skin Thickening": "skin_thickening",
+    "Nipple Retraction": "retraction",
+    "Skin Retraction": "retraction",
+}
+
+_LABEL_ALIASES: dict[str, str] = {
+    **{name.casefold(): name for name in LABELS},
+    **{display.casefold(): name for name, display in DISPLAY_NAMES.items()},
+    **{category.casefold(): name for category, name in VINDR_CATEGORIES.items()},
+}
+
+
+class ManifestError(ValueError):
+    """A data set's description has problems; ``problems`` lists each one as 'file:line: what'."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        shown = "\n  ".join(self.problems[:50])
+        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the data set description:\n  {shown}{more}")
+
+
+class Problems(list[str]):
+    """Problems found so far, each formatted as 'file:line: message'."""
+
+    def add(self, file: str | Path, line: int | None, message: str) -> None:
+        self.append(f"{file}:{line}: {message}" if line is not None else f"{file}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self:
+            raise ManifestError(self)
+
+
+def canonical_label(name: str) -> str:
+    """Map a canonical label, a display name or a VinDr-Mammo category (any case) to a canonical label.
+
+    Raises ValueError naming the known labels when the name is not recognised.
+    """
+    try:
+        return _LABEL_ALIASES[name.strip().casefold()]
+    except KeyError:
+        raise ValueError(f"unknown label {name!r}; known labels: {', '.join(LABELS)}") from None
+
+
+def box_problem(box: Box, size: tuple[int, int] | None) -> str | None:
+    """Why ``box`` is unusable on an image of ``size`` (height, width), or None when it is fine.
+
+    A box that merely overhangs the border is fine here (see :func:`clip_box`); an empty or inverted
+    box, or one wholly outside the image, is not.
+    """
+    xmin, ymin, xmax, ymax = box
+    if not xmin < xmax:
+        return f"box has xmin >= xmax ({xmin:g} >= {xmax:g})"
+    if not ymin < ymax:
+        return f"box has ymin >= ymax ({ymin:g} >= {ymax:g})"
+    if size is not None:
+        height, width = size
+        if xmax <= 0 or ymax <= 0 or xmin >= width or ymin >= height:
+            return f"box {_fmt(box)} lies wholly outside the {width}x{height} image"
+    return None
+
+
+def clip_box(box: Box, size: tuple[int, int]) -> Box:
+    """Clip ``box`` to an image of ``size`` (height, width); coordinates are continuous, 0..width."""
+    height, width = size
+    xmin, ymin, xmax, ymax = box
+    return (
+        min(max(xmin, 0.0), width),
+        min(max(ymin, 0.0), height),
+        min(max(xmax, 0.0), width),
+        min(max(ymax, 0.0), height),
+    )
+
+
+def checked_box(box: Box, size: tuple[int, int] | None, where: str, problems: Problems, line: int | None) -> Box | None:
+    """Validate ``box``: record a problem and return None, or return it clipped (logging when clipping moved it)."""
+    problem = box_problem(box, size)
+    if problem:
+        problems.add(where, line, problem)
+        return None
+    if size is None:
+        return box
+    clipped = clip_box(box, size)
+    if clipped != tuple(box):
+        log.warning(
+            "%s:%s: box %s clipped to the %dx%d image: %s", where, line, _fmt(box), size[1], size[0], _fmt(clipped)
+        )
+    return clipped
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file, reading only its header where the format allows.
+
+    Raises :class:`~correlax.io.image.ImageReadError` when the file cannot be read.
+    """
+    try:
+        if path.suffix.lower() in {".dcm", ".dicom"}:
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
+            return int(ds.Rows), int(ds.Columns)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception as e:  # noqa: BLE001 - any failure here means "not readable", said once below
+        first_error = f"{type(e).__name__}: {e}"
+    # Formats the header readers cannot open: the project's full reader, which raises ImageReadError itself.
+    try:
+        from correlax.io import read_image  # type: ignore[attr-defined]
+    except ImportError:
+        raise ImageReadError(path, first_error) from None
+    return read_image(path).shape
+
+
+def _fmt(box: Box) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in box) + ")"
