@@ -1,0 +1,216 @@
+"""Baseline explainers, scored under exactly the same protocol and data as CorRELAX.
+
+- ``GradCamExplainer`` ("gradcam"): pytorch-grad-cam's GradCAM on every window of CorRELAX's grid
+  (same window side and stride), one class at a time. GradCAM rescales each window's map to [0, 1],
+  which would make a window without any evidence as bright as one with a lesion, so each window's
+  map is weighted by the window's predicted probability for the class before stitching.
+- ``OcclusionExplainer`` ("occlusion"): captum's Occlusion (a zero patch slid over each window,
+  attribution = logit drop) on a coarser window grid to stay affordable.
+- ``CenterExplainer`` ("center") and ``RandomPointExplainer`` ("random"): a Gaussian bump at the
+  breast-box centre, or at a seeded, uniformly drawn breast pixel (one per class): what pointing
+  without looking gives.
+
+Windowed maps are stitched by averaging the per-window maps where windows overlap, then placed back
+into full-image coordinates (zero outside the breast box). None of these maps is on a probability
+scale, so the Pointing Game scores them without a threshold (the thresholds belong to CorRELAX).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from correlax.explain.windows import WindowGrid, check_box, pad_crop, window_view
+from correlax.preprocess import breast_bbox
+
+IntBox = tuple[int, int, int, int]
+
+
+class LogitsOnly(nn.Module):
+    """Wraps a model returning ``ClassifierOutput`` so that it returns the logits alone."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).logits
+
+
+def find_target_layer(model: nn.Module) -> nn.Module:
+    """``model.target_layer`` when the model names one, else its last ``nn.Conv2d``."""
+    layer = getattr(model, "target_layer", None)
+    if isinstance(layer, nn.Module):
+        return layer
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no nn.Conv2d and no target_layer for Grad-CAM")
+    return convs[-1]
+
+
+def image_breast_box(image: torch.Tensor) -> IntBox:
+    """The breast box of a prepared (3, H, W) image, found on its first (original grey) channel."""
+    return breast_bbox(image[0].detach().cpu().numpy())
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+class _WindowedExplainer:
+    """Cuts the breast crop into CorRELAX's windows, explains them in batches, stitches the maps."""
+
+    name = ""
+
+    def __init__(self, model: nn.Module, window: int = 256, stride: int = 32, batch_size: int = 32) -> None:
+        self.model = model
+        self.labels = tuple(model.labels)
+        self.window, self.stride, self.batch_size = window, stride, batch_size
+        self.device = _model_device(model)
+
+    def window_maps(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, 3, W, W) windows on the model's device -> (B, L, W, W) maps."""
+        raise NotImplementedError
+
+    def attribute(self, image: torch.Tensor, breast_box: IntBox | None = None) -> dict[str, np.ndarray]:
+        _, h, w = image.shape
+        box = check_box(breast_box if breast_box is not None else image_breast_box(image), h, w)
+        grid = WindowGrid(box, self.window, self.stride)
+        view = window_view(pad_crop(image, grid), grid)  # (gh, gw, 3, W, W)
+        gh, gw = grid.shape
+        ph, pw = grid.padded_shape
+        total = torch.zeros(len(self.labels), ph, pw)
+        count = torch.zeros(ph, pw)
+        s, win = self.stride, self.window
+        for start in range(0, gh * gw, self.batch_size):
+            ids = range(start, min(start + self.batch_size, gh * gw))
+            batch = torch.stack([view[k // gw, k % gw] for k in ids]).to(self.device)
+            maps = self.window_maps(batch).detach().float().cpu()
+            for k, m in zip(ids, maps):
+                r, c = (k // gw) * s, (k % gw) * s
+                total[:, r : r + win, c : c + win] += m
+                count[r : r + win, c : c + win] += 1
+        half = win // 2
+        stitched = (total / count.clamp(min=1))[:, half : ph - half, half : pw - half]
+        out = np.zeros((len(self.labels), h, w), np.float32)
+        x0, y0, x1, y1 = box
+        out[:, y0:y1, x0:x1] = stitched.numpy()
+        return {self.name: out}
+
+
+class GradCamExplainer(_WindowedExplainer):
+    """Grad-CAM per window and class, weighted by the window's probability, stitched over the grid."""
+
+    name = "gradcam"
+
+    def __init__(self, model: nn.Module, window: int = 256, stride: int = 32, batch_size: int = 32) -> None:
+        super().__init__(model, window, stride, batch_size)
+        self.net = LogitsOnly(model)
+        self.target_layer = find_target_layer(model)
+
+    def window_maps(self, windows: torch.Tensor) -> torch.Tensor:
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        with torch.no_grad():
+            probs = torch.sigmoid(self.net(windows)).cpu()
+        maps = torch.empty(len(windows), len(self.labels), self.window, self.window)
+        with GradCAM(model=self.net, target_layers=[self.target_layer]) as cam:
+            for c in range(len(self.labels)):
+                grayscale = cam(input_tensor=windows, targets=[ClassifierOutputTarget(c)] * len(windows))
+                maps[:, c] = torch.from_numpy(grayscale) * probs[:, c, None, None]
+        return maps
+
+
+class OcclusionExplainer(_WindowedExplainer):
+    """captum Occlusion per window: a zero ``patch``×``patch`` square slid with ``patch_stride``.
+
+    Defaults keep it affordable: windows every W/2 pixels and a W/4 patch every W/8, i.e. 49
+    occluded forwards per window (CorRELAX uses 1280 masks per window every W/8 pixels).
+    """
+
+    name = "occlusion"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        window: int = 256,
+        stride: int | None = None,
+        patch: int | None = None,
+        patch_stride: int | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        super().__init__(model, window, stride or window // 2, batch_size)
+        self.net = LogitsOnly(model)
+        self.patch = patch or window // 4
+        self.patch_stride = patch_stride or window // 8
+
+    def window_maps(self, windows: torch.Tensor) -> torch.Tensor:
+        from captum.attr import Occlusion
+
+        b, n_labels = len(windows), len(self.labels)
+        with torch.no_grad():
+            # target=None: one attribution per (window, label), computed from the same forwards
+            attr = Occlusion(self.net).attribute(
+                windows,
+                sliding_window_shapes=(3, self.patch, self.patch),
+                strides=(3, self.patch_stride, self.patch_stride),
+                baselines=0.0,
+                target=None,
+                perturbations_per_eval=max(1, 64 // b),
+            )
+        if attr.shape[0] != b * n_labels:
+            raise RuntimeError(f"captum Occlusion returned shape {tuple(attr.shape)} for {b} windows x {n_labels} labels")
+        return attr.reshape(b, n_labels, *attr.shape[1:]).sum(dim=2)
+
+
+def gaussian_bump(shape: tuple[int, int], x: float, y: float, sigma: float) -> np.ndarray:
+    """exp(-d²/2σ²) around (x, y) on an (H, W) grid; its maximum is at the pixel (x, y)."""
+    h, w = shape
+    gy = np.exp(-((np.arange(h, dtype=np.float32) - y) ** 2) / (2 * sigma**2))
+    gx = np.exp(-((np.arange(w, dtype=np.float32) - x) ** 2) / (2 * sigma**2))
+    return np.outer(gy, gx).astype(np.float32)
+
+
+class CenterExplainer:
+    """Points at the centre of the breast box, for every class."""
+
+    name = "center"
+
+    def __init__(self, labels, sigma: float = 64.0) -> None:
+        self.labels, self.sigma = tuple(labels), sigma
+
+    def attribute(self, image: torch.Tensor, breast_box: IntBox | None = None) -> dict[str, np.ndarray]:
+        _, h, w = image.shape
+        x0, y0, x1, y1 = check_box(breast_box if breast_box is not None else image_breast_box(image), h, w)
+        bump = gaussian_bump((h, w), (x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2, self.sigma)
+        return {self.name: np.repeat(bump[None], len(self.labels), axis=0)}
+
+
+class RandomPointExplainer:
+    """Points at a uniformly drawn breast pixel (non-zero, inside the breast box), one per class.
+
+    The draw is seeded by ``seed`` and the image's content, so an image gets the same points
+    whatever the order in which a batch visits it.
+    """
+
+    name = "random"
+
+    def __init__(self, labels, seed: int = 0, sigma: float = 16.0) -> None:
+        self.labels, self.seed, self.sigma = tuple(labels), seed, sigma
+
+    def attribute(self, image: torch.Tensor, breast_box: IntBox | None = None) -> dict[str, np.ndarray]:
+        _, h, w = image.shape
+        x0, y0, x1, y1 = check_box(breast_box if breast_box is not None else image_breast_box(image), h, w)
+        pixels = image.detach().cpu().numpy()
+        rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(pixels[:, ::7, ::7]).tobytes())])
+        ys, xs = np.nonzero(pixels[0, y0:y1, x0:x1] > 0)
+        if len(xs) == 0:  # an empty breast box: fall back to any pixel of it
+            ys, xs = np.divmod(np.arange((y1 - y0) * (x1 - x0)), x1 - x0)
+        picks = rng.integers(0, len(xs), size=len(self.labels))
+        maps = np.stack([gaussian_bump((h, w), x0 + xs[i], y0 + ys[i], self.sigma) for i in picks])
+        return {self.name: maps}
