@@ -168,7 +168,7 @@ def test_cli_synthetic_writes_manifest_in_out(tmp_path, capsys, monkeypatch):
     """The command's wiring, with the generator replaced by this module's writer."""
     import correlax.data.synthetic as synthetic
 
-    def fake(out, n_images, seed):
+    def fake(out, n_images, seed, size):
         return write_vindr(out)
 
     monkeypatch.setattr(synthetic, "make_synthetic_dataset", fake, raising=False)

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from correlax.data import load_csv, load_mias, load_vindr, patient_split
+from correlax.data.split import carve_val
 from correlax.data.records import Manifest
 from correlax.labels import LABELS
 
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic = sub.add_parser("synthetic", help="write a small synthetic VinDr-layout data set and its manifest")
     synthetic.add_argument("out", type=Path)
     synthetic.add_argument("--images", type=int, default=32, help="number of images (default: %(default)s)")
+    synthetic.add_argument("--size", type=int, default=1536, help="longest image side in pixels (default: %(default)s)")
     _val_options(synthetic)
 
     for p, source in ((vindr, "ROOT"), (mias, "ROOT"), (table, "FILE")):
@@ -92,7 +94,7 @@ def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
     if command == "synthetic":
         from correlax.data.synthetic import make_synthetic_dataset
 
-        root = Path(make_synthetic_dataset(args.out, args.images, args.seed))
+        root = Path(make_synthetic_dataset(args.out, args.images, args.seed, size=args.size))
         manifest = _carve_val(load_vindr(root), args.val, args.seed)
         manifest.source = "synthetic"
         return manifest, root / "manifest.json"
@@ -109,11 +111,7 @@ def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
 
 
 def _carve_val(manifest: Manifest, fraction: float, seed: int) -> Manifest:
-    """Move ``fraction`` of the official training patients to 'val'; the test split stays as it is."""
-    if fraction > 0:
-        manifest.records = patient_split(
-            manifest.records, {"train": 1 - fraction, "val": fraction}, seed=seed, keep={"test"}
-        )
+    manifest.records = carve_val(manifest.records, fraction, seed)
     return manifest
 
 

@@ -79,3 +79,10 @@ def patient_split(
         dealt[name] += n
 
     return [replace(r, split=assignment[r.patient_id], findings=list(r.findings)) for r in records]
+
+
+def carve_val(records: Sequence[ImageRecord], fraction: float, seed: int = 0) -> list[ImageRecord]:
+    """Move ``fraction`` of the training patients to 'val' (patient-wise); 'test' stays as it is."""
+    if fraction <= 0:
+        return list(records)
+    return patient_split(records, {"train": 1 - fraction, "val": fraction}, seed=seed, keep={"test"})
