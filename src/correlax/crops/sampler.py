@@ -1,0 +1,141 @@
+"""Multi-scale crops ("local views") around annotated findings, and "No Finding" crops.
+
+Pure functions on boxes and arrays; every random draw comes from the ``numpy.random.Generator``
+passed in, so a seed fixes the whole plan (correlax-method.md §9).
+
+Boxes are ``(x0, y0, x1, y1)`` floats in pixels of the prepared image, end exclusive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    area_range: tuple[float, float] = (0.05, 5.0)  # crop area / box area
+    aspect_range: tuple[float, float] = (0.33, 1.66)  # crop width / height
+    crops_per_box: int = 4
+    crops_per_normal_image: int = 4
+    normal_side_range: tuple[float, float] = (64.0, 512.0)  # side of a square No Finding crop, prepared px
+    min_cover: float = 0.5  # a box counts for a crop when this fraction of it lies inside (or its centre does)
+
+
+@dataclass(frozen=True)
+class Crop:
+    box: Box
+    labels: tuple[str, ...]
+
+
+def box_area(b: Box) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def intersection_area(a: Box, b: Box) -> float:
+    return box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+
+def contains_point(b: Box, x: float, y: float) -> bool:
+    return b[0] <= x < b[2] and b[1] <= y < b[3]
+
+
+def box_center(b: Box) -> tuple[float, float]:
+    return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+
+
+def crop_labels(crop: Box, findings: list[tuple[str, Box]], min_cover: float = 0.5) -> tuple[str, ...]:
+    """Every label with a box that the crop covers by ``min_cover`` of the box's area, or whose centre it holds."""
+    found = set()
+    for label, b in findings:
+        area = box_area(b)
+        if contains_point(crop, *box_center(b)) or (area > 0 and intersection_area(crop, b) / area >= min_cover):
+            found.add(label)
+    return tuple(sorted(found))
+
+
+def sample_box_crops(box: Box, n: int, rng: np.random.Generator, settings: CropSettings = CropSettings()) -> list[Box]:
+    """``n`` crops, log-uniform in area ratio and aspect ratio, each holding the box's centre."""
+    cx, cy = box_center(box)
+    area = max(box_area(box), 1.0)
+    lo_a, hi_a = np.log(settings.area_range)
+    lo_r, hi_r = np.log(settings.aspect_range)
+    crops = []
+    for _ in range(n):
+        a = area * math.exp(rng.uniform(lo_a, hi_a))
+        r = math.exp(rng.uniform(lo_r, hi_r))
+        w, h = math.sqrt(a * r), math.sqrt(a / r)
+        # the centre lies at a uniform relative position inside the crop (kept off the very edge)
+        x0 = cx - w * rng.uniform(0.1, 0.9)
+        y0 = cy - h * rng.uniform(0.1, 0.9)
+        crops.append((x0, y0, x0 + w, y0 + h))
+    return crops
+
+
+def sample_normal_crops(
+    tissue: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    settings: CropSettings = CropSettings(),
+    avoid: list[Box] = (),
+    max_tries: int = 50,
+) -> list[Box]:
+    """Square crops centred on breast tissue (``tissue`` is a boolean (H, W) mask) that overlap no box in ``avoid``.
+
+    Returns fewer than ``n`` crops when the tissue is too small or too crowded to place them.
+    """
+    ys, xs = np.nonzero(tissue)
+    if len(xs) == 0:
+        return []
+    lo, hi = np.log(settings.normal_side_range)
+    crops: list[Box] = []
+    for _ in range(n * max_tries):
+        if len(crops) == n:
+            break
+        i = rng.integers(len(xs))
+        side = math.exp(rng.uniform(lo, hi))
+        x0, y0 = xs[i] + 0.5 - side / 2, ys[i] + 0.5 - side / 2
+        crop = (x0, y0, x0 + side, y0 + side)
+        if all(intersection_area(crop, b) == 0 for b in avoid):
+            crops.append(crop)
+    return crops
+
+
+def plan_crops(
+    findings: list[tuple[str, Box]],
+    tissue: np.ndarray | None,
+    rng: np.random.Generator,
+    settings: CropSettings = CropSettings(),
+    normal_label: str = "no_finding",
+) -> list[Crop]:
+    """All crops of one image: multi-scale crops around each box, or No Finding crops when it has no boxes.
+
+    ``tissue`` is only needed (and only used) for an image without boxes.
+    """
+    if findings:
+        return [
+            Crop(c, crop_labels(c, findings, settings.min_cover))
+            for _, b in findings
+            for c in sample_box_crops(b, settings.crops_per_box, rng, settings)
+        ]
+    if tissue is None:
+        return []
+    return [Crop(c, (normal_label,)) for c in sample_normal_crops(tissue, settings.crops_per_normal_image, rng, settings)]
+
+
+def extract_crop(image: np.ndarray, box: Box, size: int) -> np.ndarray:
+    """Cut ``box`` out of an (H, W, C) image, zero outside the image, resized to (size, size, C)."""
+    x0, y0 = int(math.floor(box[0])), int(math.floor(box[1]))
+    x1, y1 = max(int(math.ceil(box[2])), x0 + 1), max(int(math.ceil(box[3])), y0 + 1)
+    h, w = image.shape[:2]
+    out = np.zeros((y1 - y0, x1 - x0) + image.shape[2:], dtype=image.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    shrinking = out.shape[0] * out.shape[1] > size * size
+    return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -1,0 +1,62 @@
+"""Crop predictions of a model over a crop data set, and the evaluation of a model on a manifest split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from correlax.crops import CropDataset, CropSettings, PreparedCache
+from correlax.data.records import Manifest
+from correlax.evaluation.classification import classification_report
+from correlax.models import CropClassifier, load_checkpoint
+
+
+@torch.no_grad()
+def predict(model: CropClassifier, dataset: CropDataset, batch_size: int = 64, device: str | None = None):
+    """(probabilities (N, L), targets (N, L) bool) in the dataset's order; the dataset's labels must be the model's."""
+    if tuple(dataset.labels) != tuple(model.labels):
+        raise ValueError(f"data set labels {dataset.labels} differ from the model's {model.labels}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    probs = []
+    for x, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            probs.append(torch.sigmoid(model(x.to(device)).logits.float()).cpu())
+    p = torch.cat(probs).numpy() if probs else np.zeros((0, len(model.labels)))
+    return p, dataset.targets.numpy() > 0.5
+
+
+def evaluate_checkpoint(
+    model_path: str | Path,
+    manifest_path: str | Path,
+    split: str = "test",
+    cache_dir: str | Path | None = None,
+    crop_settings: CropSettings = CropSettings(),
+    seed: int = 1234,
+    batch_size: int = 64,
+) -> dict:
+    """Crop-level report (see :func:`classification_report`) of a saved model on one split of a manifest.
+
+    The crops follow the same sampler as training, with a fixed seed, and no augmentation; the
+    checkpoint's pre-processing, input size and validation thresholds are used.
+    """
+    model, info = load_checkpoint(model_path)
+    manifest = Manifest.load(manifest_path)
+    records = manifest.split(split)
+    if not records:
+        raise ValueError(f"{manifest_path}: no images in split {split!r}")
+    cache = PreparedCache(info.preprocess_settings, cache_dir)
+    dataset = CropDataset(manifest, records, info.labels, cache, info.input_size, crop_settings, seed)
+    probs, targets = predict(model, dataset, batch_size)
+    report = classification_report(targets, probs, info.labels, info.thresholds)
+    report.update(
+        model=str(model_path),
+        data=str(manifest_path),
+        split=split,
+        images=len(records),
+        failures=[{"path": p, "reason": r} for p, r in dataset.failures],
+    )
+    return report

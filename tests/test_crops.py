@@ -1,0 +1,106 @@
+"""Crop sampler (pure, seeded) and the crop Dataset with its prepared-image cache."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from correlax.crops import CropDataset, CropSettings, PreparedCache, crop_labels, extract_crop, plan_crops
+from correlax.crops.sampler import box_area, box_center, contains_point, intersection_area, sample_box_crops, sample_normal_crops
+from correlax.data.records import Finding, ImageRecord, Manifest
+from correlax.preprocess import PreprocessSettings
+
+
+def test_box_crops_hold_the_centre_within_area_and_aspect_ranges():
+    box = (100.0, 200.0, 160.0, 240.0)
+    settings = CropSettings()
+    crops = sample_box_crops(box, 500, np.random.default_rng(0), settings)
+    ratios = np.array([box_area(c) / box_area(box) for c in crops])
+    aspects = np.array([(c[2] - c[0]) / (c[3] - c[1]) for c in crops])
+    assert all(contains_point(c, *box_center(box)) for c in crops)
+    assert ratios.min() >= 0.05 - 1e-9 and ratios.max() <= 5 + 1e-9
+    assert ratios.min() < 0.1 and ratios.max() > 3  # the whole range is used
+    assert aspects.min() >= 0.33 - 1e-9 and aspects.max() <= 1.66 + 1e-9
+
+
+def test_plans_are_reproducible_from_the_seed():
+    findings = [("mass", (10.0, 10.0, 50.0, 60.0))]
+    a = plan_crops(findings, None, np.random.default_rng(7))
+    b = plan_crops(findings, None, np.random.default_rng(7))
+    c = plan_crops(findings, None, np.random.default_rng(8))
+    assert a == b and a != c
+
+
+def test_crop_labels_rule():
+    findings = [("mass", (0.0, 0.0, 10.0, 10.0)), ("calcification", (20.0, 0.0, 30.0, 10.0))]
+    assert crop_labels((0, 0, 10, 10), findings) == ("mass",)
+    assert crop_labels((0, 0, 30, 10), findings) == ("calcification", "mass")
+    assert crop_labels((4.0, 0, 26.0, 4.0), findings) == ()  # 40% of each box, centres outside
+    assert crop_labels((4.0, 0, 26.0, 6.0), findings) == ("calcification", "mass")  # 60% of each box
+    assert crop_labels((24.0, 4.0, 26.0, 6.0), findings) == ("calcification",)  # a small crop on the centre
+
+
+def test_normal_crops_lie_on_tissue_and_avoid_boxes():
+    tissue = np.zeros((200, 200), bool)
+    tissue[50:150, 20:120] = True
+    avoid = [(60.0, 60.0, 100.0, 100.0)]
+    settings = CropSettings(normal_side_range=(8.0, 20.0))
+    crops = sample_normal_crops(tissue, 50, np.random.default_rng(1), settings, avoid=avoid)
+    assert len(crops) == 50
+    for c in crops:
+        cx, cy = box_center(c)
+        assert tissue[int(cy), int(cx)]
+        assert intersection_area(c, avoid[0]) == 0
+        assert 8 - 1e-9 <= c[2] - c[0] <= 20 + 1e-9
+    assert sample_normal_crops(np.zeros((10, 10), bool), 5, np.random.default_rng(0)) == []
+
+
+def test_extract_crop_pads_with_zeros_and_resizes():
+    image = np.full((40, 40, 3), 200, np.uint8)
+    out = extract_crop(image, (-20.0, -20.0, 20.0, 20.0), 16)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert out[:6, :6].max() == 0 and out[10:, 10:].min() == 200
+
+
+def _write_toy(root, n=4):
+    rng = np.random.default_rng(0)
+    records = []
+    (root / "images").mkdir(parents=True)
+    for i in range(n):
+        img = np.zeros((128, 128), np.uint8)
+        cv2.circle(img, (40, 64), 50, 80, -1)
+        img = np.clip(img + (img > 0) * rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
+        findings = [Finding("no_finding")]
+        if i % 2:
+            cv2.circle(img, (50, 60), 8, 250, -1)
+            findings = [Finding("mass", (40, 50, 60, 70))]
+        cv2.imwrite(str(root / f"images/{i}.png"), img)
+        records.append(ImageRecord(str(i), f"images/{i}.png", f"p{i}", "L", "CC", "train", findings))
+    records.append(ImageRecord("bad", "images/missing.png", "px", "L", "CC", "train", [Finding("mass", (0, 0, 5, 5))]))
+    return Manifest(records, root=root)
+
+
+def test_dataset_targets_cache_and_failures(tmp_path):
+    manifest = _write_toy(tmp_path)
+    settings = CropSettings(crops_per_box=3, crops_per_normal_image=2, normal_side_range=(10.0, 30.0))
+    cache = PreparedCache(PreprocessSettings(), tmp_path / "cache", max_items=2)
+    labels = ("no_finding", "mass")
+    data = CropDataset(manifest, manifest.records, labels, cache, 32, settings, seed=3)
+    assert len(data) == 2 * 3 + 2 * 2
+    assert [f[0] for f in data.failures] == [str(tmp_path / "images/missing.png")]
+    x, y = data[0]
+    assert x.shape == (3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert data.targets.sum(0).tolist() == [4.0, 6.0]
+    w = data.sample_weights()
+    assert w[data.targets[:, 0] > 0].sum() == pytest.approx(w[data.targets[:, 1] > 0].sum())  # balanced classes
+    assert cache.prepared == 4 and len(list((tmp_path / "cache").glob("*.npy"))) == 4
+
+    again = PreparedCache(PreprocessSettings(), tmp_path / "cache")
+    data2 = CropDataset(manifest, manifest.records, labels, again, 32, settings, seed=3)
+    assert again.prepared == 0  # read back from the .npy cache
+    assert np.array_equal(data.bank, data2.bank)
+    assert [c.box for c in data.crops] == [c.box for c in data2.crops]
+
+    only_mass = CropDataset(manifest, manifest.records, ("mass",), again, 32, settings, seed=3)
+    assert len(only_mass) == 6 and only_mass.targets.min() == 1
