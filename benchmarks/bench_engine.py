@@ -1,0 +1,377 @@
+"""Benchmark of the CorRELAX engine against the plain way of running it, with the loss of every faster mode.
+
+Side by side in one run, on the same model and images:
+  (a) the plain way, as the reference runs it: one window at a time, 32 masks per forward pass, fp32;
+      timed on a subset of windows and extrapolated to whole images (every window of the stride-S grid);
+  (b) the engine in exact mode, fp32 and bf16 (and torch.compile with --compile);
+  (c) each faster mode alone (fp32) and all of them together in bf16 ("fast").
+For every mode other than exact fp32: agreement of its maps with exact fp32 (Pearson r of the
+maps inside the breast box, distance between their peaks, same Pointing Game outcome (reference
+protocol) on the images' annotated classes).
+
+    python benchmarks/bench_engine.py --out benchmarks/results/cpu.json                  # CPU, tiny CNN
+    python benchmarks/bench_engine.py --device cuda --backbone tf_efficientnetv2_s \\
+        --window 256 --stride 32 --n-masks 1280 --scale 0.375 --out gpu.json             # GPU
+
+Images: mini-MIAS (--data), the first --n-images images with a located finding, pre-processed
+(CLAHE fusion) and resampled by --scale. The network is randomly initialised (no weights are
+downloaded): the numbers measure the arithmetic and the agreement between modes, not the findings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from correlax.evaluation.pointing_game import point_reference
+from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.explainer import tissue_mask
+from correlax.explain.windows import WindowGrid, pad_crop, window_view
+from correlax.labels import LABELS
+from correlax.models import create_model
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = {"prediction": 0.25, "corr_pred": 0.1}  # reference protocol
+PLAIN_MASKS_PER_FORWARD = 32
+NOTES = [
+    (
+        "plain way: one window at a time, 32 masks per forward, fp32; timed on plain.windows_timed windows "
+        "per image spread over the grid and extrapolated to every window of the image (seconds_per_image)"
+    ),
+    "speed-ups are per image: plain seconds per image / mode seconds per image (same image, same run)",
+    (
+        "agreement: against exact-fp32 maps of the same image; Pearson r per class map on the breast pixels "
+        "(Otsu mask; map_r_mean, used for the target) and on the whole breast box (map_r_box_mean), classes "
+        "with a constant map skipped, mean over classes; peak distance between argmax points in the box; "
+        "Pointing Game reference protocol (thresholds 0.25 / 0.1, margin = stride) on the annotated classes"
+    ),
+    "random-init network: maps are not meaningful as findings, only as agreement between modes",
+]
+GPU_TARGETS = {
+    "exact_speedup_vs_plain": 4.0,
+    "fast_speedup_vs_plain": 50.0,
+    "fast_map_r": 0.95,
+    "fast_same_pointing_game": 0.95,
+}
+
+
+def load_images(data: Path, n: int, scale: float) -> list[dict]:
+    """The first n mini-MIAS images with located findings: float tensor, breast box, boxes per label."""
+    from correlax.data.mias import load_mias
+    from correlax.io import read_image
+    from correlax.preprocess import PreprocessSettings, prepare
+
+    manifest = load_mias(data)
+    out = []
+    for record in manifest.records:
+        boxes = [f for f in record.findings if f.box is not None]
+        if not boxes:
+            continue
+        mammogram = read_image(manifest.resolve(record))
+        spacing = record.spacing or (0.2, 0.2)
+        mammogram = replace(mammogram, spacing=spacing)
+        prepared = prepare(mammogram, PreprocessSettings(target_spacing=spacing[0] / scale))
+        by_label: dict[str, list] = {}
+        for f in boxes:
+            by_label.setdefault(f.label, []).append(prepared.map_box(f.box))
+        image = torch.from_numpy(prepared.image).permute(2, 0, 1).float() / 255
+        out.append({"id": record.image_id, "image": image, "box": prepared.breast_box, "boxes": by_label,
+                    "tissue": tissue_mask(image).numpy()})
+        if len(out) == n:
+            break
+    return out
+
+
+def save_images(items: list[dict], path: Path) -> None:
+    """Prepared images in one .npz, for a machine without the data set (or without pydicom)."""
+    arrays = {f"image{i}": (it["image"] * 255).round().byte().numpy() for i, it in enumerate(items)}
+    arrays |= {f"tissue{i}": it["tissue"] for i, it in enumerate(items)}
+    meta = [{"id": it["id"], "box": list(it["box"]), "boxes": it["boxes"]} for it in items]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def read_saved_images(path: Path, n: int) -> list[dict]:
+    z = np.load(path)
+    meta = json.loads(str(z["meta"]))[:n]
+    return [
+        {"id": m["id"], "image": torch.from_numpy(z[f"image{i}"]).float() / 255, "box": tuple(m["box"]),
+         "boxes": {k: [tuple(b) for b in v] for k, v in m["boxes"].items()}, "tissue": z[f"tissue{i}"]}
+        for i, m in enumerate(meta)
+    ]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_way(model, image: torch.Tensor, box, settings: CorrelaxSettings, n_windows: int, device) -> dict:
+    """The reference's way: per window one unmasked pass, then its masks 32 per forward, fp32, then the
+    statistics from the kept per-mask values. Timed on n_windows windows spread over the grid."""
+    grid = WindowGrid(box, settings.window, settings.stride)
+    windows = window_view(pad_crop(image.to(device), grid), grid)
+    gh, gw = grid.shape
+    picks = np.linspace(0, gh * gw - 1, min(n_windows, gh * gw)).round().astype(int)
+    gen = torch.Generator(device=device).manual_seed(0)
+    k, w = settings.n_masks, settings.window
+    sync(device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for idx in picks:
+            x = windows[idx // gw, idx % gw][None].contiguous()
+            out = model(x)
+            p, z = torch.sigmoid(out.logits), out.features
+            probs, feats = [], []
+            for k0 in range(0, k, PLAIN_MASKS_PER_FORWARD):
+                n = min(PLAIN_MASKS_PER_FORWARD, k - k0)
+                cells = (torch.rand(n, 1, settings.grid, settings.grid, generator=gen, device=device) < 0.5).float()
+                masks = F.interpolate(cells, size=(w, w), mode="bilinear", align_corners=False)
+                o = model(x * masks)
+                probs.append(torch.sigmoid(o.logits))
+                feats.append(o.features)
+            d = F.cosine_similarity(z, torch.cat(feats))
+            q = F.cosine_similarity(p, torch.cat(probs))
+            torch.corrcoef(torch.cat([d[None], q[None], torch.cat(probs).T]))  # the window's statistics
+    sync(device)
+    seconds = time.perf_counter() - t0
+    per_window = seconds / len(picks)
+    return {
+        "windows_timed": len(picks),
+        "windows_per_image": gh * gw,
+        "seconds_per_window": per_window,
+        "seconds_per_image": per_window * gh * gw,
+        "passes_per_second": len(picks) * (k + 1) / seconds,
+        "extrapolated": bool(len(picks) < gh * gw),
+    }
+
+
+def map_r(a: np.ndarray, b: np.ndarray) -> float | None:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def agreement(result, exact, item: dict, labels: tuple[str, ...]) -> dict:
+    """Per class map: Pearson r on the breast pixels (``r_mean``, the target's measure: skipped background
+    windows are 0 by design) and on the whole breast box (``r_box_mean``), and the distance between the
+    peaks in the box; the same Pointing Game outcome on the annotated classes."""
+    x0, y0, x1, y1 = exact.breast_box
+    breast = item["tissue"][y0:y1, x0:x1]
+    out = {}
+    for name in ("prediction", "corr_pred", "rise"):
+        rs, rs_box, dists = [], [], []
+        for c in range(len(labels)):
+            a = getattr(result, name)[c, y0:y1, x0:x1]
+            b = getattr(exact, name)[c, y0:y1, x0:x1]
+            for values, (u, v) in ((rs, (a[breast], b[breast])), (rs_box, (a, b))):
+                r = map_r(u, v)
+                if r is not None:
+                    values.append(r)
+            pa = np.unravel_index(np.argmax(a), a.shape)
+            pb = np.unravel_index(np.argmax(b), b.shape)
+            dists.append(math.dist(pa, pb))
+        out[name] = {"r_mean": float(np.mean(rs)) if rs else None, "r_min": min(rs) if rs else None,
+                     "r_box_mean": float(np.mean(rs_box)) if rs_box else None,
+                     "peak_distance_px_mean": float(np.mean(dists))}
+    same, total = 0, 0
+    for name, threshold in THRESHOLDS.items():
+        for label, boxes in item["boxes"].items():
+            c = labels.index(label)
+            hit_a = point_reference(getattr(result, name)[c], boxes, exact.breast_box, exact.settings.stride, threshold).hit
+            hit_b = point_reference(getattr(exact, name)[c], boxes, exact.breast_box, exact.settings.stride, threshold).hit
+            same += hit_a == hit_b
+            total += 1
+    out["pointing_game_same"] = same / total if total else None
+    out["pointing_game_compared"] = total
+    return out
+
+
+def modes(base: CorrelaxSettings, args) -> dict[str, CorrelaxSettings]:
+    tissue = {"min_tissue": args.min_tissue}
+    masks = {"se_tol": args.se_tol, "mask_round": args.mask_round}
+    stride = {"stride": base.stride * 2}
+    alone = base.replace(precision=args.mode_precision)
+    out = {
+        "exact-fp32": base,
+        "exact-bf16": base.replace(precision="bf16"),
+        "tissue": alone.replace(**tissue),
+        "masks-se": alone.replace(**masks),
+        "stride-x2": alone.replace(**stride),
+        "fast": base.replace(precision="bf16", **tissue, **masks, **stride),
+    }
+    if args.compile:
+        out["exact-bf16-compile"] = base.replace(precision="bf16", compile=True)
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Totals per mode over the images; speed-ups per image against the plain way."""
+    out = {}
+    for mode in rows[0]["modes"]:
+        secs = [r["modes"][mode]["seconds"] for r in rows]
+        passes = [r["modes"][mode]["passes"] for r in rows]
+        plain_secs = [r["plain_seconds_per_image"] for r in rows]
+        speedups = [p / s for p, s in zip(plain_secs, secs)]
+        s = {
+            "seconds_per_image_mean": float(np.mean(secs)),
+            "passes_per_second": float(sum(passes) / sum(secs)),
+            "passes_per_image_mean": float(np.mean(passes)),
+            "windows_run_fraction": float(np.mean([r["modes"][mode]["windows_run"] / r["modes"][mode]["windows"] for r in rows])),
+            "masks_per_window_run_mean": float(np.mean([r["modes"][mode]["masks_per_window_run_mean"] for r in rows])),
+            "speedup_vs_plain_per_image_mean": float(np.mean(speedups)),
+            "speedup_vs_plain_per_image_min": float(np.min(speedups)),
+        }
+        agree = [r["modes"][mode].get("agreement") for r in rows]
+        if agree[0] is not None:
+            for name in ("prediction", "corr_pred", "rise"):
+                rs = [a[name]["r_mean"] for a in agree if a[name]["r_mean"] is not None]
+                rs_box = [a[name]["r_box_mean"] for a in agree if a[name]["r_box_mean"] is not None]
+                s[f"{name}_map_r_mean"] = float(np.mean(rs)) if rs else None
+                s[f"{name}_map_r_box_mean"] = float(np.mean(rs_box)) if rs_box else None
+                s[f"{name}_map_r_min_over_images"] = float(np.min(rs)) if rs else None
+                s[f"{name}_images_with_r_ge_0.95"] = float(np.mean([r >= 0.95 for r in rs])) if rs else None
+                s[f"{name}_peak_distance_px_mean"] = float(np.mean([a[name]["peak_distance_px_mean"] for a in agree]))
+            pg = [a["pointing_game_same"] for a in agree if a["pointing_game_same"] is not None]
+            s["pointing_game_same_outcome"] = float(np.mean(pg)) if pg else None
+        out[mode] = s
+    return out
+
+
+VINDR_WINDOWS = 4700  # windows of a VinDr-Mammo image at W=256, S=32 (method §10)
+
+
+def vindr_estimate(rows: list[dict], explainers: dict) -> dict:
+    """Seconds per VinDr-size image at this run's throughput, every window with all masks (exact modes)."""
+    k = rows[0]["modes"]["exact-fp32"]["passes"] / rows[0]["modes"]["exact-fp32"]["windows"]  # K + 1
+    plain = float(np.mean([r["plain"]["seconds_per_window"] for r in rows]))
+    out = {"windows": VINDR_WINDOWS, "passes_per_window": k, "plain_seconds": plain * VINDR_WINDOWS}
+    for name in ("exact-fp32", "exact-bf16", "exact-bf16-compile"):
+        if name in rows[0]["modes"]:
+            secs = sum(r["modes"][name]["seconds"] for r in rows)
+            rate = sum(r["modes"][name]["passes"] for r in rows) / secs
+            out[f"{name}_seconds"] = VINDR_WINDOWS * k / rate
+    return out
+
+
+def make_report(args, device: torch.device, explainers: dict, rows: list[dict], wall: float) -> dict:
+    report = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,  # PyTorch's default: fp32 convolutions use TF32 on GPU
+        "batch_size": {name: e.runner.batch_size for name, e in explainers.items()},
+        "modes": {name: e.settings.to_dict() for name, e in explainers.items()},
+        "notes": NOTES,
+        "n_images": len(rows),
+        "summary": summarise(rows),
+        "vindr_estimate": vindr_estimate(rows, explainers),
+        "images": rows,
+        "wall_seconds": wall,
+    }
+    if device.type == "cuda":
+        s = report["summary"]
+        report["targets"] = GPU_TARGETS
+        report["targets_met"] = {
+            "exact_speedup_vs_plain": s["exact-bf16"]["speedup_vs_plain_per_image_mean"] >= GPU_TARGETS["exact_speedup_vs_plain"],
+            "fast_speedup_vs_plain": s["fast"]["speedup_vs_plain_per_image_mean"] >= GPU_TARGETS["fast_speedup_vs_plain"],
+            "fast_map_r": min(s["fast"]["prediction_map_r_mean"] or 0, s["fast"]["corr_pred_map_r_mean"] or 0)
+            >= GPU_TARGETS["fast_map_r"],
+            "fast_same_pointing_game": (s["fast"]["pointing_game_same_outcome"] or 0) >= GPU_TARGETS["fast_same_pointing_game"],
+        }
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backbone", default="tiny", help="a correlax preset or timm model name (random init)")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/mini-mias")
+    ap.add_argument("--n-images", type=int, default=6)
+    ap.add_argument("--images-npz", type=Path, default=None, help="prepared images saved by --save-images")
+    ap.add_argument("--save-images", action="store_true", help="only prepare the images into --images-npz")
+    ap.add_argument("--scale", type=float, default=0.125, help="resampling of the 1024x1024 mini-MIAS images")
+    ap.add_argument("--window", type=int, default=32)
+    ap.add_argument("--stride", type=int, default=4)
+    ap.add_argument("--n-masks", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: fitted to the device")
+    ap.add_argument("--plain-windows", type=int, default=8, help="windows per image timed the plain way")
+    ap.add_argument("--min-tissue", type=float, default=0.2)
+    ap.add_argument("--se-tol", type=float, default=0.1)
+    ap.add_argument("--mask-round", type=int, default=32)
+    ap.add_argument("--mode-precision", default="fp32", help="precision of the single faster modes")
+    ap.add_argument("--compile", action="store_true", help="also time exact bf16 with torch.compile")
+    ap.add_argument("--time-budget", type=float, default=None, help="seconds: start no new image after this")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if not args.out and not args.save_images:
+        ap.error("--out is required")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = create_model(args.backbone, LABELS, pretrained=False).to(device).eval()
+    labels = tuple(model.labels)
+    base = CorrelaxSettings(window=args.window, stride=args.stride, n_masks=args.n_masks, batch_size=args.batch_size)
+    if args.images_npz and args.images_npz.exists() and not args.save_images:
+        items = read_saved_images(args.images_npz, args.n_images)
+    else:
+        items = load_images(args.data, args.n_images, args.scale)
+        if args.save_images:
+            save_images(items, args.images_npz)
+            print(f"saved {len(items)} prepared images to {args.images_npz}")
+            return 0
+    plain_model = copy.deepcopy(model)  # the explainers may switch the model to channels-last
+    explainers = {name: CorrelaxExplainer(model, s) for name, s in modes(base, args).items()}
+    # warm-up (cuDNN autotuning, compilation) on a small crop, untimed
+    warm = items[0]
+    x0, y0, _, _ = warm["box"]
+    for e in explainers.values():
+        e.explain(warm["image"], breast_box=(x0, y0, x0 + 1, y0 + 1))
+    plain_way(plain_model, warm["image"], warm["box"], base, 1, device)
+    rows: list[dict] = []
+    t_start = time.perf_counter()
+    for item in items:
+        if args.time_budget and rows and time.perf_counter() - t_start > args.time_budget:
+            print(f"time budget reached after {len(rows)} images", flush=True)
+            break
+        plain = plain_way(plain_model, item["image"], item["box"], base, args.plain_windows, device)
+        row = {"id": item["id"], "shape": list(item["image"].shape[1:]), "breast_box": list(item["box"]),
+               "plain": plain, "plain_seconds_per_image": plain["seconds_per_image"], "modes": {}}
+        exact = None
+        for name, explainer in explainers.items():
+            result = explainer.explain(item["image"], breast_box=item["box"])
+            entry = {"seconds": result.seconds, "passes": result.passes,
+                     "windows_run": int((result.window_masks > 0).sum()), "windows": int(result.window_masks.size),
+                     "masks_per_window_run_mean": float(result.window_masks[result.window_masks > 0].mean())}
+            if exact is None:
+                exact = result
+            else:
+                entry["agreement"] = agreement(result, exact, item, labels)
+            row["modes"][name] = entry
+        rows.append(row)
+        print(item["id"], {k: round(v["seconds"], 2) for k, v in row["modes"].items()}, "plain", round(plain["seconds_per_image"], 2), flush=True)
+        report = make_report(args, device, explainers, rows, time.perf_counter() - t_start)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1))  # after every image: a cut-off run keeps its results
+    print(json.dumps(report["summary"], indent=1))
+    if "targets_met" in report:
+        print("targets met:", report["targets_met"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The batched CorRELAX engine (§5): windows × masks in large forward batches, statistics from sums.
+
+Per window it keeps the unmasked probabilities p and features z, and, over its masks,
+running sums for the Pearson statistics and the finer maps' cell sums (Σ d_k·g_k, Σ P_k·g_k,
+Σ g_k with g_k the mask's 8×8 grid: the masks are linear upsamplings of the grids, so the
+per-pixel sums are the upsampled cell sums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from correlax.explain.masks import mask_grids, upsample
+from correlax.explain.runner import BatchRunner
+from correlax.explain.settings import CorrelaxSettings
+from correlax.explain.stats import PearsonSums
+
+
+@dataclass
+class WindowStats:
+    """Statistics of the windows that were run, in the order given (rows)."""
+
+    prediction: torch.Tensor  # (N, L) unmasked probabilities
+    corr_pred: torch.Tensor  # (N, L) Pearson(d, P_c)
+    corr_dist: torch.Tensor  # (N,) Pearson(d, q)
+    n_masks: torch.Tensor  # (N,) masks used
+    relax_sum: torch.Tensor  # (N, g, g) Σ d_k g_k
+    rise_sum: torch.Tensor  # (N, L, g, g) Σ P_k,c g_k
+    mask_sum: torch.Tensor  # (N, g, g) Σ g_k
+
+
+def mask_rounds(settings: CorrelaxSettings) -> list[tuple[int, int]]:
+    """Mask index ranges run one after the other: all at once, or rounds when a stopping rule is on."""
+    k, r = settings.n_masks, settings.mask_round if settings.se_tol > 0 else settings.n_masks
+    return [(k0, min(k, k0 + r)) for k0 in range(0, k, r)]
+
+
+def window_statistics(
+    runner: BatchRunner,
+    windows: torch.Tensor,
+    window_ids: torch.Tensor,
+    settings: CorrelaxSettings,
+    mask_bank: torch.Tensor | None = None,
+) -> WindowStats:
+    """Run the windows ``window_ids`` (linear indices into the (gh, gw, 3, W, W) view ``windows``).
+
+    Masks: ``mask_bank`` (K, g, g) cell grids shared by every window when given, else drawn per
+    (window, mask) from the seed (one shared set when ``settings.shared_masks``).
+    """
+    dev = runner.device
+    gw, size = windows.shape[1], windows.shape[-1]
+    ids = window_ids.to(dev)
+    n = len(ids)
+
+    def gather(index: torch.Tensor) -> torch.Tensor:
+        return windows[index // gw, index % gw]
+
+    # unmasked passes
+    p0 = torch.empty(0, device=dev)
+    z0 = torch.empty(0, device=dev)
+
+    def consume_plain(start, stop, probs, feats, _):
+        nonlocal p0, z0
+        if p0.numel() == 0:
+            p0 = probs.new_empty(n, probs.shape[1])
+            z0 = feats.new_empty(n, feats.shape[1])
+        p0[start:stop], z0[start:stop] = probs, feats
+
+    runner.stream(n, lambda a, b: (gather(ids[a:b]), None), consume_plain)
+    n_labels, g = p0.shape[1], settings.grid
+
+    sums = PearsonSums.zeros(n, n_labels + 1, dev)  # y series: P_c (L of them), then q
+    relax_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
+    rise_sum = torch.zeros(n, n_labels, g, g, dtype=torch.float64, device=dev)
+    mask_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
+    bank = mask_bank.to(dev, torch.float32) if mask_bank is not None else None
+
+    live = torch.arange(n, device=dev)  # rows still drawing masks
+    for k0, k1 in mask_rounds(settings):
+        def build(a: int, b: int, rows_of_round=live, k0=k0, nk=k1 - k0):
+            pair = torch.arange(a, b, device=dev)
+            rows = rows_of_round[pair // nk]
+            k = k0 + pair % nk
+            if bank is not None:
+                grids = bank[k]
+            else:
+                wid = torch.zeros_like(rows) if settings.shared_masks else ids[rows]
+                grids = mask_grids(settings.seed, wid, k, g, settings.keep_prob)
+            return gather(ids[rows]) * upsample(grids, size), (rows, grids)
+
+        def consume(a, b, probs, feats, extra):
+            rows, grids = extra
+            d = F.cosine_similarity(z0[rows].double(), feats.double(), dim=1)
+            q = F.cosine_similarity(p0[rows], probs, dim=1)
+            # shift by a value near the mean: 1 for the similarities, p for the probabilities
+            sums.add(rows, d - 1, torch.cat([probs - p0[rows], (q - 1)[:, None]], dim=1))
+            gd = grids.double()
+            relax_sum.index_add_(0, rows, d[:, None, None] * gd)
+            rise_sum.index_add_(0, rows, probs[:, :, None, None] * gd[:, None])
+            mask_sum.index_add_(0, rows, gd)
+
+        runner.stream(len(live) * (k1 - k0), build, consume)
+        if settings.se_tol > 0:
+            se = sums.standard_error()[live].amax(dim=1)
+            live = live[se >= settings.se_tol]
+            if len(live) == 0:
+                break
+
+    corr = sums.correlation().float()
+    return WindowStats(
+        prediction=p0,
+        corr_pred=corr[:, :n_labels],
+        corr_dist=corr[:, n_labels],
+        n_masks=sums.n.long(),
+        relax_sum=relax_sum,
+        rise_sum=rise_sum,
+        mask_sum=mask_sum,
+    )

@@ -1,0 +1,177 @@
+"""``CorrelaxExplainer``: CorRELAX maps for one pre-processed mammogram (captum-style API)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from correlax.explain.engine import WindowStats, window_statistics
+from correlax.explain.kernel import overlap_average, place, smooth_grid
+from correlax.explain.runner import BatchRunner
+from correlax.explain.settings import CorrelaxSettings
+from correlax.explain.windows import Box, WindowGrid, check_box, pad_crop, window_fraction, window_view
+from correlax.preprocess import breast_bbox
+
+
+@dataclass
+class CorrelaxResult:
+    """Per-window statistics on the (gh, gw) window grid and the whole-image maps (float32, (H, W) grid)."""
+
+    labels: tuple[str, ...]
+    settings: CorrelaxSettings
+    breast_box: Box
+    # window grid
+    window_prediction: np.ndarray  # (L, gh, gw)
+    window_corr_pred: np.ndarray  # (L, gh, gw)
+    window_corr_dist: np.ndarray  # (gh, gw)
+    window_tissue: np.ndarray  # (gh, gw) fraction of breast pixels
+    window_masks: np.ndarray  # (gh, gw) masks run (0: skipped)
+    # finer-map cell sums, per window: Σ d_k g_k, Σ P_k,c g_k, Σ g_k
+    cell_relax_sum: np.ndarray  # (gh, gw, g, g)
+    cell_rise_sum: np.ndarray  # (L, gh, gw, g, g)
+    cell_mask_sum: np.ndarray  # (gh, gw, g, g)
+    # whole-image maps
+    prediction: np.ndarray  # (L, H, W)
+    corr_pred: np.ndarray  # (L, H, W)
+    corr_dist: np.ndarray  # (H, W)
+    relax: np.ndarray  # (H, W)
+    rise: np.ndarray  # (L, H, W)
+    passes: int  # forward passes run (unmasked + masked)
+    seconds: float
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array field by name (for saving)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+
+def tissue_mask(image: torch.Tensor) -> torch.Tensor:
+    """Breast pixels: grey value above the Otsu threshold of the whole image (as for the breast box)."""
+    import cv2
+
+    grey = (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return torch.from_numpy(mask.astype(bool))
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+class CorrelaxExplainer:
+    """CorRELAX for a model honouring :mod:`correlax.models.contract`.
+
+    ``mask_bank``: optional fixed (K, g, g) cell grids used for every window instead of random draws.
+    """
+
+    def __init__(
+        self, model: nn.Module, settings: CorrelaxSettings | None = None, mask_bank: torch.Tensor | None = None
+    ) -> None:
+        self.settings = settings or CorrelaxSettings()
+        s = self.settings
+        if mask_bank is not None and tuple(mask_bank.shape) != (s.n_masks, s.grid, s.grid):
+            raise ValueError(f"mask_bank must have shape {(s.n_masks, s.grid, s.grid)}, got {tuple(mask_bank.shape)}")
+        self.labels = tuple(model.labels)
+        self.mask_bank = mask_bank
+        self.runner = BatchRunner(model, s)
+
+    @property
+    def device(self) -> torch.device:
+        return self.runner.device
+
+    def explain(
+        self, image: torch.Tensor, breast_box: Box | None = None, tissue: torch.Tensor | None = None
+    ) -> CorrelaxResult:
+        """CorRELAX statistics and maps of one image (3, H, W) in [0, 1].
+
+        ``breast_box`` (x0, y0, x1, y1, exclusive end) defaults to the largest Otsu component;
+        ``tissue`` (H, W) bool, the breast pixels for ``min_tissue``, defaults to the Otsu mask.
+        """
+        t0 = time.perf_counter()
+        passes0 = self.runner.passes
+        s = self.settings
+        if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
+            raise ValueError(f"expected a float image (3, H, W), got {image.dtype} {tuple(image.shape)}")
+        _, h, w = image.shape
+        if breast_box is None:
+            grey = (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            breast_box = breast_bbox(grey)
+        grid = WindowGrid(check_box(breast_box, h, w), s.window, s.stride)
+        gh, gw = grid.shape
+        image = image.to(self.device, torch.float32)
+        windows = window_view(pad_crop(image, grid), grid)
+        if tissue is None:
+            tissue = tissue_mask(image)
+        frac = window_fraction(tissue.to(self.device), grid)
+        active = torch.nonzero(frac.flatten() >= s.min_tissue).flatten() if s.min_tissue > 0 else torch.arange(
+            gh * gw, device=self.device
+        )
+        stats = window_statistics(self.runner, windows, active, s, self.mask_bank) if len(active) else None
+        result = self._assemble(stats, active, grid, frac, (h, w))
+        result.passes = self.runner.passes - passes0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _assemble(
+        self, stats: WindowStats | None, active: torch.Tensor, grid: WindowGrid, frac: torch.Tensor, hw: tuple[int, int]
+    ) -> CorrelaxResult:
+        """Scatter the active windows' statistics into the grid (0 elsewhere) and build the maps."""
+        n_labels, g = len(self.labels), self.settings.grid
+        gh, gw = grid.shape
+        dev = self.device
+
+        def scatter(values: torch.Tensor | None, *shape: int) -> torch.Tensor:
+            full = torch.zeros(gh * gw, *shape, dtype=torch.float32 if values is None else values.dtype, device=dev)
+            if values is not None:
+                full[active] = values
+            return full.view(gh, gw, *shape)
+
+        get = (lambda name: getattr(stats, name)) if stats is not None else (lambda name: None)
+        pred = scatter(get("prediction"), n_labels).permute(2, 0, 1)
+        corr_pred = scatter(get("corr_pred"), n_labels).permute(2, 0, 1)
+        corr_dist = scatter(get("corr_dist"))
+        n_masks = scatter(get("n_masks"))
+        relax_sum = scatter(get("relax_sum"), g, g)
+        rise_sum = scatter(get("rise_sum"), n_labels, g, g)
+        mask_sum = scatter(get("mask_sum"), g, g)
+
+        smoothed = smooth_grid(torch.cat([pred, corr_pred, corr_dist[None]]), grid)
+        finer = overlap_average(torch.cat([relax_sum[:, :, None], rise_sum], dim=2), mask_sum, grid)
+        h, w = hw
+        maps = place(torch.cat([smoothed, finer]), grid.box, h, w)
+        L = n_labels
+        return CorrelaxResult(
+            labels=self.labels,
+            settings=self.settings,
+            breast_box=grid.box,
+            window_prediction=_numpy(pred),
+            window_corr_pred=_numpy(corr_pred),
+            window_corr_dist=_numpy(corr_dist),
+            window_tissue=_numpy(frac),
+            window_masks=n_masks.cpu().numpy().astype(np.int32),
+            cell_relax_sum=_numpy(relax_sum),
+            cell_rise_sum=_numpy(rise_sum.permute(2, 0, 1, 3, 4)),
+            cell_mask_sum=_numpy(mask_sum),
+            prediction=_numpy(maps[:L]),
+            corr_pred=_numpy(maps[L : 2 * L]),
+            corr_dist=_numpy(maps[2 * L]),
+            relax=_numpy(maps[2 * L + 1]),
+            rise=_numpy(maps[2 * L + 2 :]),
+            passes=0,
+            seconds=0.0,
+        )
+
+    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+        """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
+        r = self.explain(image, breast_box)
+        return {
+            "correlax-prediction": r.prediction,
+            "correlax-correlation": r.corr_pred,
+            "relax": np.broadcast_to(r.relax, r.prediction.shape).copy(),
+            "rise": r.rise,
+        }

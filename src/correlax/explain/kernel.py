@@ -1,0 +1,69 @@
+"""From per-window values to maps on the image's pixel grid (§6), for any window W and stride S."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from correlax.explain.masks import upsample
+from correlax.explain.windows import WindowGrid
+
+
+def overlap_kernel(window: int, stride: int) -> torch.Tensor:
+    """κ(u, v) = IoU of two W×W squares whose centres differ by (u, v), for u, v = t·S with
+    |t·S| <= W/2, normalised to sum 1: (2T+1, 2T+1) float64 with T = floor(W/2 / S) (9×9 for 256/32)."""
+    t = (window // 2) // stride
+    offsets = stride * torch.arange(-t, t + 1, dtype=torch.float64)
+    side = window - offsets.abs()
+    inter = side[:, None] * side[None, :]
+    iou = inter / (2 * window**2 - inter)
+    return iou / iou.sum()
+
+
+def smooth_grid(values: torch.Tensor, grid: WindowGrid) -> torch.Tensor:
+    """(C, gh, gw) window values -> (C, Hc, Wc) map on the crop's pixels: full 2-D convolution
+    with κ, bilinear resize to (Hc+W, Wc+W), then W/2 pixels dropped on each side."""
+    kappa = overlap_kernel(grid.window, grid.stride).to(values.device, torch.float32)
+    k = kappa.shape[0]
+    conv = F.conv2d(values[:, None].float(), kappa[None, None], padding=k - 1)  # κ is symmetric
+    hp, wp = grid.padded_shape
+    big = F.interpolate(conv, size=(hp, wp), mode="bilinear", align_corners=False)[:, 0]
+    half = grid.window // 2
+    hc, wc = grid.crop_shape
+    return big[:, half : half + hc, half : half + wc]
+
+
+def place(crop_maps: torch.Tensor, box: tuple[int, int, int, int], height: int, width: int) -> torch.Tensor:
+    """Put (C, Hc, Wc) crop maps back into (C, H, W) image coordinates, zero outside the box."""
+    x0, y0, x1, y1 = box
+    out = crop_maps.new_zeros(crop_maps.shape[0], height, width)
+    out[:, y0:y1, x0:x1] = crop_maps
+    return out
+
+
+def overlap_average(num: torch.Tensor, den: torch.Tensor, grid: WindowGrid) -> torch.Tensor:
+    """Finer maps: each window's pixel map is U(num)/U(den), the bilinear upsampling of its cell sums
+    (U is linear, so this is the per-pixel Σ v_k m_k / Σ m_k); maps are averaged where windows overlap.
+    Windows without masks (skipped) take no part: a pixel that only they cover is 0.
+
+    num (gh, gw, C, g, g), den (gh, gw, g, g) -> (C, Hc, Wc) on the crop's pixels.
+    """
+    gh, gw, c, g, _ = num.shape
+    w, s = grid.window, grid.stride
+    hp, wp = grid.padded_shape
+    total = num.new_zeros(c, hp, wp, dtype=torch.float32)
+    row_width = (gw - 1) * s + w
+    for i in range(gh):
+        up_num = upsample(num[i].reshape(gw * c, g, g), w).view(gw, c, w, w)
+        up_den = upsample(den[i], w)  # (gw, 1, W, W)
+        per_window = torch.where(up_den > 0, up_num / up_den.clamp(min=1e-12), 0.0)
+        cols = per_window.permute(1, 2, 3, 0).reshape(1, c * w * w, gw)
+        row = F.fold(cols, output_size=(w, row_width), kernel_size=w, stride=s)[0]
+        total[:, i * s : i * s + w, :row_width] += row
+    ran = (den.sum(dim=(2, 3)) > 0).float()[None, None]  # (1, 1, gh, gw)
+    ones = torch.ones(1, 1, w, w, device=num.device)
+    count = F.conv_transpose2d(ran, ones, stride=s)[0, 0]  # windows that ran covering each pixel
+    half = w // 2
+    hc, wc = grid.crop_shape
+    avg = total[:, : count.shape[0], : count.shape[1]] / count.clamp(min=1)
+    return avg[:, half : half + hc, half : half + wc]

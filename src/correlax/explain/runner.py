@@ -1,0 +1,114 @@
+"""Running a model over large batches: precision, channels-last, torch.compile, batch size, OOM retry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+
+from correlax.explain.settings import CorrelaxSettings
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_BATCH = 64
+MAX_CUDA_BATCH = 2048
+
+
+def model_device(model: nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+class BatchRunner:
+    """Forward passes in batches of ``batch_size`` samples, returning float64 probabilities (the sigmoid
+    is taken in float64: near 0 or 1 float32 would quantise the small variations that the correlations
+    measure) and float32 features.
+
+    ``stream`` cuts a job of ``total`` samples into batches; on CUDA out-of-memory it halves the
+    batch size and retries the same samples. ``passes`` counts the samples run (padding excluded).
+    """
+
+    def __init__(self, model: nn.Module, settings: CorrelaxSettings) -> None:
+        self.device = model_device(model)
+        cuda = self.device.type == "cuda"
+        self.channels_last = settings.channels_last if settings.channels_last is not None else cuda
+        model.eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.fn = torch.compile(model, dynamic=False) if settings.compile else model
+        # Few distinct batch shapes on CUDA: a new shape costs cuDNN plan building (and recompilation under
+        # torch.compile), so batches are padded up to a multiple of batch_size/8 (to batch_size when compiled).
+        self.compiled = settings.compile
+        self.pad_shapes = settings.compile or cuda
+        self.dtype = _DTYPES.get(settings.precision)
+        self.batch_size = settings.batch_size or self._fit_batch_size(settings.window)
+        self.passes = 0
+
+    def _autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def _fit_batch_size(self, window: int) -> int:
+        """On CUDA: measure the memory of a probe batch and fill about half of the free memory."""
+        if self.device.type != "cuda":
+            return CPU_BATCH
+        probe = 16
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        with torch.inference_mode(), self._autocast():
+            self.model(self._prepare(torch.rand(probe, 3, window, window, device=self.device)))
+        per_sample = max(1, (torch.cuda.max_memory_allocated(self.device) - base) // probe)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        fit = int(0.5 * free // per_sample)
+        size = 1 << max(0, min(fit, MAX_CUDA_BATCH).bit_length() - 1)
+        log.info("batch size %d (%.1f MiB per sample, %.0f MiB free)", size, per_sample / 2**20, free / 2**20)
+        return size
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[0]
+        if self.pad_shapes:
+            bucket = self.batch_size if self.compiled else max(1, self.batch_size // 8)
+            padded = -(-n // bucket) * bucket
+            if padded > n:
+                x = torch.cat([x, x.new_zeros(padded - n, *x.shape[1:])])
+        with torch.inference_mode(), self._autocast():
+            out = self.fn(self._prepare(x))
+        self.passes += n
+        return torch.sigmoid(out.logits[:n].double()), out.features[:n].float()
+
+    def stream(
+        self,
+        total: int,
+        build: Callable[[int, int], tuple[torch.Tensor, Any]],
+        consume: Callable[[int, int, torch.Tensor, torch.Tensor, Any], None],
+    ) -> None:
+        """For consecutive [start, stop) slices: ``x, extra = build(start, stop)``, forward,
+        ``consume(start, stop, probs, features, extra)``."""
+        start = 0
+        while start < total:
+            stop = min(total, start + self.batch_size)
+            x = extra = None
+            try:
+                x, extra = build(start, stop)
+                probs, feats = self.forward(x)
+            except torch.cuda.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                x = extra = None  # free before retrying
+                self.batch_size //= 2
+                torch.cuda.empty_cache()
+                log.warning("CUDA out of memory: batch size halved to %d", self.batch_size)
+                continue
+            consume(start, stop, probs, feats, extra)
+            start = stop

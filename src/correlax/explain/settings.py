@@ -1,0 +1,65 @@
+"""Settings of the CorRELAX engine (correlax-method.md §4–§6), exact by default."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class CorrelaxSettings:
+    """How to cut, mask and run the windows.
+
+    The defaults reproduce the reference (every window, 1280 masks, stride 32, fp32).
+    The fast-mode options each trade a measured amount of accuracy for speed:
+    ``min_tissue`` skips windows whose fraction of breast pixels is below it (their statistics
+    are 0, like background), ``se_tol`` draws masks in rounds of ``mask_round`` and stops a
+    window once the standard error of all its correlations is below it, and a larger
+    ``stride`` cuts fewer windows (the smoothing kernel follows W/S).
+    """
+
+    window: int = 256
+    stride: int = 32
+    n_masks: int = 1280
+    grid: int = 8
+    keep_prob: float = 0.5
+    seed: int = 0
+    shared_masks: bool = False  # one set of K masks for every window instead of fresh masks per window
+    precision: str = "fp32"
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False
+    batch_size: int | None = None  # None: fitted to the device
+    min_tissue: float = 0.0
+    se_tol: float = 0.0
+    mask_round: int = 64
+
+    def __post_init__(self) -> None:
+        if self.window <= 0 or self.window % 2:
+            raise ValueError(f"window must be a positive even number of pixels, got {self.window}")
+        if not 0 < self.stride <= self.window // 2:
+            raise ValueError(f"stride must be in 1..window/2={self.window // 2}, got {self.stride}")
+        if self.n_masks < 2:
+            raise ValueError(f"n_masks must be at least 2 for a correlation, got {self.n_masks}")
+        if self.grid < 1 or not 0 < self.keep_prob < 1:
+            raise ValueError(f"need grid >= 1 and 0 < keep_prob < 1, got {self.grid}, {self.keep_prob}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
+            raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
+
+    def replace(self, **changes) -> CorrelaxSettings:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CorrelaxSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown CorRELAX settings: {sorted(unknown)}")
+        return cls(**d)

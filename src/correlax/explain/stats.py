@@ -1,0 +1,65 @@
+"""Pearson correlations from running sums (§5): nothing per mask is kept.
+
+For every window we correlate one series x (the representation similarity d_k) with several
+series y (the class probabilities P_k,c and the prediction similarity q_k). The caller shifts
+the values by a per-window constant close to their mean (Pearson is shift-invariant); with
+float64 sums this keeps the textbook one-pass formula free of cancellation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+ZERO_VARIANCE = 1e-12  # a variance below this (values are O(1)) counts as zero: correlation 0
+
+
+@dataclass
+class PearsonSums:
+    n: torch.Tensor  # (N,)
+    sx: torch.Tensor  # (N,)
+    sxx: torch.Tensor  # (N,)
+    sy: torch.Tensor  # (N, M)
+    syy: torch.Tensor  # (N, M)
+    sxy: torch.Tensor  # (N, M)
+
+    @classmethod
+    def zeros(cls, n_windows: int, n_series: int, device: torch.device | str = "cpu") -> PearsonSums:
+        def z(*shape: int) -> torch.Tensor:
+            return torch.zeros(n_windows, *shape, dtype=torch.float64, device=device)
+
+        return cls(z(), z(), z(), z(n_series), z(n_series), z(n_series))
+
+    def add(self, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Add samples x (B,) and y (B, M) to the windows ``index`` (B,) (repeats allowed)."""
+        x = x.double()
+        y = y.double()
+        self.n.index_add_(0, index, torch.ones_like(x))
+        self.sx.index_add_(0, index, x)
+        self.sxx.index_add_(0, index, x * x)
+        self.sy.index_add_(0, index, y)
+        self.syy.index_add_(0, index, y * y)
+        self.sxy.index_add_(0, index, x[:, None] * y)
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n^2 cov, n^2 var(x) * n^2 var(y), and where a variance is zero; all (N, M)."""
+        n = self.n[:, None]
+        vx = (n * self.sxx[:, None] - self.sx[:, None] ** 2).expand_as(self.sy)
+        vy = n * self.syy - self.sy**2
+        cov = n * self.sxy - self.sx[:, None] * self.sy
+        degenerate = (vx <= ZERO_VARIANCE * n**2) | (vy <= ZERO_VARIANCE * n**2)
+        return cov, vx * vy, degenerate
+
+    def correlation(self) -> torch.Tensor:
+        """Pearson r of x with each y series, (N, M); 0 where either variance is zero."""
+        cov, vxy, degenerate = self._moments()
+        r = cov / torch.sqrt(torch.where(degenerate, 1.0, vxy))
+        return torch.where(degenerate, 0.0, r).clamp(-1.0, 1.0)
+
+    def standard_error(self) -> torch.Tensor:
+        """Large-sample standard error (1 - r^2) / sqrt(n - 1) of each r, (N, M); 0 where r is 0 by definition."""
+        cov, vxy, degenerate = self._moments()
+        r2 = torch.where(degenerate, 0.0, cov**2 / torch.where(degenerate, 1.0, vxy)).clamp(max=1.0)
+        se = (1 - r2) / torch.sqrt((self.n[:, None] - 1).clamp(min=1))
+        return torch.where(degenerate, 0.0, se)

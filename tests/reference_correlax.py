@@ -1,0 +1,134 @@
+"""A plain CorRELAX, one window at a time, written from correlax-method.md §4–§6 for the tests.
+
+Deliberately simple and independent of ``correlax.explain``'s code paths: numpy slicing for the
+windows, OpenCV for the upsampling and resizing, SciPy for the convolution, per-mask arrays kept
+and correlated directly, per-pixel finer maps at full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+from scipy.signal import convolve2d
+
+ZERO_VARIANCE = 1e-12
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean()
+    y = y - y.mean()
+    vx, vy = (x * x).mean(), (y * y).mean()
+    if vx <= ZERO_VARIANCE or vy <= ZERO_VARIANCE:
+        return 0.0
+    return float((x * y).mean() / math.sqrt(vx * vy))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of vector a with each row of b."""
+    return (b @ a) / (np.linalg.norm(a) * np.linalg.norm(b, axis=1))
+
+
+def upsample_mask(cells: np.ndarray, size: int) -> np.ndarray:
+    return cv2.resize(cells.astype(np.float64), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def kernel(window: int, stride: int) -> np.ndarray:
+    t = (window // 2) // stride
+    k = np.zeros((2 * t + 1, 2 * t + 1))
+    for a in range(-t, t + 1):
+        for b in range(-t, t + 1):
+            inter = (window - abs(a * stride)) * (window - abs(b * stride))
+            k[a + t, b + t] = inter / (2 * window * window - inter)
+    return k / k.sum()
+
+
+def smooth(values: np.ndarray, window: int, stride: int, crop_hw: tuple[int, int]) -> np.ndarray:
+    hc, wc = crop_hw
+    conv = convolve2d(values, kernel(window, stride), mode="full")
+    big = cv2.resize(conv, (wc + window, hc + window), interpolation=cv2.INTER_LINEAR)
+    half = window // 2
+    return big[half : half + hc, half : half + wc]
+
+
+def run(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    return torch.sigmoid(out.logits.double()).numpy(), out.features.double().numpy()
+
+
+def reference_correlax(
+    model,
+    image: torch.Tensor,
+    box: tuple[int, int, int, int],
+    window: int,
+    stride: int,
+    masks_for: Callable[[int], np.ndarray],
+    masks_per_forward: int = 32,
+) -> dict[str, np.ndarray]:
+    """Statistics and maps of §4–§6. ``masks_for(window_index)`` gives that window's (K, g, g) cell grids,
+    window_index = i * gw + j on the (gh, gw) grid."""
+    x0, y0, x1, y1 = box
+    img = image.double().numpy()
+    crop = img[:, y0:y1, x0:x1]
+    hc, wc = crop.shape[1:]
+    half = window // 2
+    padded = np.pad(crop, ((0, 0), (half, half), (half, half)))
+    gh, gw = math.ceil(hc / stride), math.ceil(wc / stride)
+    n_labels = len(model.labels)
+    pred = np.zeros((n_labels, gh, gw))
+    corr_pred = np.zeros((n_labels, gh, gw))
+    corr_dist = np.zeros((gh, gw))
+    relax_total = np.zeros(padded.shape[1:])
+    rise_total = np.zeros((n_labels,) + padded.shape[1:])
+    count = np.zeros(padded.shape[1:])
+    for i in range(gh):
+        for j in range(gw):
+            top, left = i * stride, j * stride
+            win = padded[:, top : top + window, left : left + window]
+            p, z = run(model, win[None])
+            p, z = p[0], z[0]
+            masks = np.stack([upsample_mask(c, window) for c in masks_for(i * gw + j)])
+            probs, feats = [], []
+            for k in range(0, len(masks), masks_per_forward):
+                pk, zk = run(model, win[None] * masks[k : k + masks_per_forward, None])
+                probs.append(pk)
+                feats.append(zk)
+            probs, feats = np.concatenate(probs), np.concatenate(feats)
+            d = cosine(z, feats)
+            q = cosine(p, probs)
+            pred[:, i, j] = p
+            corr_dist[i, j] = pearson(d, q)
+            for c in range(n_labels):
+                corr_pred[c, i, j] = pearson(d, probs[:, c])
+            msum = masks.sum(0)
+            safe = np.where(msum > 0, msum, 1)
+            relax_total[top : top + window, left : left + window] += np.where(
+                msum > 0, np.tensordot(d, masks, 1) / safe, 0
+            )
+            rise_total[:, top : top + window, left : left + window] += np.where(
+                msum > 0, np.tensordot(probs.T, masks, 1) / safe, 0
+            )
+            count[top : top + window, left : left + window] += 1
+
+    def to_image(crop_map: np.ndarray) -> np.ndarray:
+        out = np.zeros(img.shape[1:])
+        out[y0:y1, x0:x1] = crop_map
+        return out
+
+    def finer(total: np.ndarray) -> np.ndarray:
+        return to_image((total / np.maximum(count, 1))[half : half + hc, half : half + wc])
+
+    return {
+        "window_prediction": pred,
+        "window_corr_pred": corr_pred,
+        "window_corr_dist": corr_dist,
+        "prediction": np.stack([to_image(smooth(pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
+        "corr_pred": np.stack([to_image(smooth(corr_pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
+        "corr_dist": to_image(smooth(corr_dist, window, stride, (hc, wc))),
+        "relax": finer(relax_total),
+        "rise": np.stack([finer(rise_total[c]) for c in range(n_labels)]),
+    }

@@ -1,0 +1,246 @@
+"""The batched CorRELAX engine against a plain one-window-at-a-time reference, and its parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from reference_correlax import reference_correlax
+from torch import nn
+
+from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.base import Explainer
+from correlax.explain.kernel import overlap_kernel
+from correlax.explain.masks import mask_grids
+from correlax.explain.stats import PearsonSums
+from correlax.models.contract import ClassifierOutput
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is faster, and far faster on a loaded 2-core machine (OpenMP spinning)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+STATS = ("window_prediction", "window_corr_pred", "window_corr_dist", "prediction", "corr_pred", "corr_dist", "relax", "rise")
+
+
+class TinyNet(nn.Module):
+    """A small CNN. It computes in float64 and returns float32, so that its outputs do not depend on
+    how the inputs are batched (float32 convolutions differ in the last bits between batch sizes)."""
+
+    labels = ("a", "b", "c")
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+        self.head = nn.Linear(8, 3)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        f = self.conv2(torch.relu(self.conv1(x.double()))).mean(dim=(2, 3))
+        return ClassifierOutput((self.head(torch.relu(f)) * 3).float(), f.float())
+
+
+def _image(h: int, w: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    img = torch.rand(3, h, w, generator=g) * 0.5
+    img[:, h // 4 : h // 2, w // 3 : w // 2] += 0.5  # some structure
+    return img.clamp(0, 1)
+
+
+def _compare(result, ref: dict, atol: float = 1e-5) -> None:
+    for name in STATS:
+        got = getattr(result, name)
+        assert got.shape == ref[name].shape, name
+        np.testing.assert_allclose(got, ref[name], atol=atol, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "hw, box, window, stride, k, batch",
+    [
+        ((64, 80), (0, 0, 80, 64), 32, 8, 16, 50),  # whole image, windows over every border
+        ((64, 80), (5, 3, 71, 60), 32, 16, 24, 37),  # crop not a multiple of S, batch not a multiple of K
+        ((48, 40), (8, 0, 40, 48), 16, 8, 32, 1000),  # crop a multiple of S, one batch holds everything
+        ((40, 56), (2, 4, 33, 27), 24, 4, 16, 64),  # W/S = 6
+    ],
+)
+def test_engine_equals_reference_with_fixed_bank(hw, box, window, stride, k, batch):
+    model = TinyNet().eval()
+    image = _image(*hw)
+    bank = (torch.rand(k, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    settings = CorrelaxSettings(window=window, stride=stride, n_masks=k, batch_size=batch)
+    result = CorrelaxExplainer(model, settings, mask_bank=bank).explain(image, breast_box=box)
+    ref = reference_correlax(model, image, box, window, stride, lambda _: bank.numpy())
+    _compare(result, ref)
+    gh, gw = ref["window_corr_dist"].shape
+    assert (result.window_masks == k).all()
+    assert result.passes == gh * gw * (k + 1)
+    assert np.abs(result.window_corr_pred).max() > 0.1  # the comparison is not between zeros
+
+
+def test_engine_equals_reference_with_drawn_masks():
+    """Default masks: fresh per window, drawn from the seed; the reference gets the same cells."""
+    model = TinyNet().eval()
+    image = _image(64, 80)
+    settings = CorrelaxSettings(window=32, stride=16, n_masks=20, batch_size=33, seed=7)
+    result = CorrelaxExplainer(model, settings).explain(image, breast_box=(0, 0, 80, 64))
+
+    def masks_for(w: int) -> np.ndarray:
+        return mask_grids(7, torch.full((20,), w), torch.arange(20), 8, 0.5).numpy()
+
+    _compare(result, reference_correlax(model, image, (0, 0, 80, 64), 32, 16, masks_for))
+
+
+def test_masks_do_not_depend_on_batch_size():
+    model = TinyNet().eval()
+    image = _image(48, 48)
+    a, b = (
+        CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=16, batch_size=bs)).explain(image)
+        for bs in (7, 256)
+    )
+    for name in STATS:
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-6)
+
+
+def test_mask_grids_statistics():
+    w = torch.arange(200).repeat_interleave(50)
+    k = torch.arange(50).repeat(200)
+    grids = mask_grids(0, w, k, 8, 0.5)
+    assert grids.shape == (10000, 8, 8)
+    assert set(grids.unique().tolist()) == {0.0, 1.0}
+    assert abs(grids.mean().item() - 0.5) < 0.01
+    assert abs(mask_grids(0, w, k, 8, 0.2).mean().item() - 0.2) < 0.01
+    assert not torch.equal(mask_grids(1, w, k, 8, 0.5), grids)  # the seed matters
+    assert torch.equal(mask_grids(0, w[:10], k[:10], 8, 0.5), grids[:10])
+
+
+def test_kernel_9x9_for_256_32():
+    k = overlap_kernel(256, 32)
+    assert k.shape == (9, 9)
+    assert k.sum().item() == pytest.approx(1.0, abs=1e-12)
+    assert torch.allclose(k, k.T) and torch.allclose(k, k.flip(0)) and torch.allclose(k, k.flip(1))
+    assert k.argmax().item() == 40  # the centre
+    assert overlap_kernel(256, 64).shape == (5, 5) and overlap_kernel(32, 8).shape == (5, 5)
+
+
+def test_pearson_sums_zero_variance_and_agreement():
+    sums = PearsonSums.zeros(2, 2)
+    x = torch.linspace(0, 1, 30)
+    y = torch.stack([torch.full((30,), 0.25), x**2], dim=1)  # a constant series and a curved one
+    sums.add(torch.zeros(30, dtype=torch.long), x, y)
+    r = sums.correlation()
+    assert r[0, 0] == 0.0  # zero variance -> 0, not NaN
+    assert r[0, 1].item() == pytest.approx(np.corrcoef(x, x**2)[0, 1], abs=1e-12)
+    assert (r[1] == 0).all()  # a window without samples
+
+
+def test_skipped_windows_are_zero_and_others_exact():
+    model = TinyNet().eval()
+    image = _image(64, 80)
+    tissue = torch.zeros(64, 80, dtype=torch.bool)
+    tissue[:, 40:] = True
+    base = CorrelaxSettings(window=32, stride=16, n_masks=16, batch_size=64)
+    exact = CorrelaxExplainer(model, base).explain(image, (0, 0, 80, 64), tissue=tissue)
+    fast = CorrelaxExplainer(model, base.replace(min_tissue=0.3)).explain(image, (0, 0, 80, 64), tissue=tissue)
+    run = fast.window_tissue >= 0.3
+    assert 0 < run.sum() < run.size
+    assert (fast.window_masks[~run] == 0).all() and (fast.window_prediction[:, ~run] == 0).all()
+    np.testing.assert_allclose(fast.window_corr_pred[:, run], exact.window_corr_pred[:, run], atol=1e-6)
+    assert fast.passes < exact.passes
+
+
+def test_stopping_rule_uses_fewer_masks():
+    model = TinyNet().eval()
+    image = _image(64, 80)
+    base = CorrelaxSettings(window=32, stride=16, n_masks=256, batch_size=128)
+    exact = CorrelaxExplainer(model, base).explain(image, (0, 0, 80, 64))
+    fast = CorrelaxExplainer(model, base.replace(se_tol=0.15, mask_round=32)).explain(image, (0, 0, 80, 64))
+    assert fast.window_masks.min() >= 32 and (fast.window_masks % 32 == 0).all()
+    assert fast.window_masks.max() <= 256 and fast.passes < exact.passes / 2
+    r = np.corrcoef(fast.corr_pred.ravel(), exact.corr_pred.ravel())[0, 1]
+    assert r > 0.8
+
+
+class BlobNet(nn.Module):
+    """Class 'blob' fires on bright pixels (a 5x5 box filter, max-pooled); class 'other' on the red-green
+    difference, which is zero in a grey image. Features: the pooled bright-pixel responses."""
+
+    labels = ("blob", "other")
+
+    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        grey = x.mean(1, keepdim=True)
+        bright = torch.relu(torch.nn.functional.avg_pool2d(grey, 5, 1, 2) - 0.6)
+        feats = torch.cat([bright.amax(dim=(2, 3)), bright.mean(dim=(2, 3)), grey.mean(dim=(2, 3))], dim=1)
+        other = (x[:, 0] - x[:, 1]).abs().mean(dim=(1, 2))
+        logits = torch.stack([40 * feats[:, 0] - 4, 10 * other - 4], dim=1)
+        return ClassifierOutput(logits, feats)
+
+
+def test_planted_signal_peaks_on_the_blob():
+    h, w = 96, 128
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    grey = 0.3 + 0.05 * torch.sin(xx / 7.0) * torch.cos(yy / 5.0)
+    cy, cx = 60, 40
+    grey = torch.where((yy - cy) ** 2 + (xx - cx) ** 2 <= 36, torch.tensor(1.0), grey)
+    image = grey.expand(3, h, w).clone()
+    settings = CorrelaxSettings(window=32, stride=8, n_masks=48, batch_size=512)
+    result = CorrelaxExplainer(BlobNet(), settings).explain(image, breast_box=(0, 0, w, h))
+
+    def peak(m: np.ndarray) -> tuple[int, int]:
+        return np.unravel_index(np.argmax(m), m.shape)
+
+    for name in ("prediction", "corr_pred", "rise"):
+        py, px = peak(getattr(result, name)[0])
+        assert abs(py - cy) <= 8 and abs(px - cx) <= 8, (name, py, px)
+    assert result.prediction[0].max() > 0.5
+    assert result.corr_pred[0].max() > 0.5
+    assert result.prediction[1].max() < 0.1  # the unrelated class stays off
+    assert np.abs(result.corr_pred[1]).max() < 1e-6  # constant output: correlation 0 by definition
+
+
+def test_attribute_is_an_explainer():
+    model = TinyNet().eval()
+    explainer = CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=8))
+    assert isinstance(explainer, Explainer)
+    maps = explainer.attribute(_image(40, 48))
+    assert set(maps) == {"correlax-prediction", "correlax-correlation", "relax", "rise"}
+    for m in maps.values():
+        assert m.shape == (3, 40, 48) and m.dtype == np.float32 and np.isfinite(m).all()
+
+
+class FlakyMemoryNet(TinyNet):
+    """Raises CUDA out-of-memory for batches above a limit, to exercise the retry on any machine."""
+
+    limit = 20
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return super().forward(x)
+
+
+def test_out_of_memory_halves_the_batch():
+    image = _image(48, 48)
+    settings = CorrelaxSettings(window=16, stride=8, n_masks=16, batch_size=128)
+    explainer = CorrelaxExplainer(FlakyMemoryNet().eval(), settings)
+    result = explainer.explain(image)
+    assert explainer.runner.batch_size == 16
+    plain = CorrelaxExplainer(TinyNet().eval(), settings).explain(image)
+    for name in STATS:
+        np.testing.assert_allclose(getattr(result, name), getattr(plain, name), atol=1e-6)
+
+
+def test_bad_inputs_are_named():
+    explainer = CorrelaxExplainer(TinyNet().eval(), CorrelaxSettings(window=16, stride=8, n_masks=8))
+    with pytest.raises(ValueError, match="expected a float image"):
+        explainer.explain(torch.zeros(1, 40, 40))
+    with pytest.raises(ValueError, match="outside"):
+        explainer.explain(_image(40, 40), breast_box=(0, 0, 50, 40))
+    with pytest.raises(ValueError, match="stride"):
+        CorrelaxSettings(window=16, stride=12)

@@ -1,0 +1,85 @@
+"""``correlax explain`` end to end: outputs, resuming, bad files, and two CPU processes through Fabric."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from correlax.cli.main import main
+from correlax.explain.batch import collect_inputs
+from correlax.labels import LABELS
+from correlax.models import CheckpointInfo, create_model, save_checkpoint
+
+FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    torch.manual_seed(0)
+    labels = LABELS[:3]
+    ckpt = save_checkpoint(root / "tiny.safetensors", create_model("tiny", labels), CheckpointInfo(labels=labels, backbone="tiny"))
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        img = np.zeros((72, 60), np.uint8)
+        cv2.ellipse(img, (10, 36), (40, 30), 0, -90, 90, 150, -1)  # a breast against the left edge
+        img = np.where(img > 0, img + rng.integers(0, 60, img.shape), 0).astype(np.uint8)
+        cv2.imwrite(str(images / f"img{i}.png"), img)
+    (images / "broken.png").write_bytes(b"\x89PNG not really")
+    return root, ckpt, images
+
+
+def test_collect_inputs(setup, tmp_path):
+    _, _, images = setup
+    found = collect_inputs([images, images / "img0.png", tmp_path / "missing.dcm"])
+    assert [p.name for p in found] == ["broken.png", "img0.png", "img1.png", "img2.png", "missing.dcm"]
+
+
+def test_explain_outputs_resume_and_failures(setup, tmp_path, capsys):
+    _, ckpt, images = setup
+    out = tmp_path / "out"
+    assert main(["explain", "--model", str(ckpt), "--out", str(out), str(images), *FAST]) == 1
+    text = capsys.readouterr().out
+    assert "3 explained" in text and "1 failed" in text and "broken.png" in text
+    for i in range(3):
+        z = np.load(out / f"img{i}.npz")
+        assert z["prediction"].shape == (3, 72, 60) and z["corr_pred"].shape == (3, 72, 60)
+        assert z["relax"].shape == (72, 60) and z["rise"].shape == (3, 72, 60)
+        assert z["window_prediction"].shape[0] == 3
+        peaks = json.loads((out / f"img{i}.json").read_text())["peaks"]
+        assert set(peaks["prediction"]) == set(LABELS[:3]) and {"x", "y", "value"} <= set(peaks["relax"])
+        for label in LABELS[:3]:
+            assert cv2.imread(str(out / f"img{i}_{label}.png")) is not None
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave nothing behind
+    # a second run skips the images already done and still reports the bad file
+    assert main(["explain", "--model", str(ckpt), "--out", str(out), str(images), *FAST]) == 1
+    assert "0 explained, 3 already done, 1 failed" in capsys.readouterr().out
+
+
+def test_missing_checkpoint_is_a_clear_error(setup, tmp_path, capsys):
+    images = setup[2]
+    assert main(["explain", "--model", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path), str(images)]) == 2
+    assert "nope.safetensors" in capsys.readouterr().out
+
+
+def test_two_cpu_processes_share_the_images(setup, tmp_path):
+    root, ckpt, images = setup
+    out = tmp_path / "out"
+    inputs = [str(images / f"img{i}.png") for i in range(3)] + [str(images / "broken.png")]
+    cmd = [sys.executable, "-m", "correlax", "explain", "--model", str(ckpt), "--out", str(out), *inputs, *FAST,
+           "--devices", "2", "--accelerator", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.glob("*.json")) == ["img0.json", "img1.json", "img2.json"]
+    assert "broken.png" in proc.stdout  # rank 1's failure is reported by rank 0
+    assert not list(out.glob(".failures-*"))
