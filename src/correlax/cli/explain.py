@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from correlax.explain.settings import PRECISIONS, CorrelaxSettings
+from correlax.cli.options import add_correlax_options, correlax_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,17 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors or training .ckpt)")
     p.add_argument("--out", required=True, type=Path, help="output folder (images already done are skipped)")
-    d = CorrelaxSettings()
-    p.add_argument("--window", type=int, default=d.window, help="window side W in pixels (default: %(default)s)")
-    p.add_argument("--stride", type=int, default=d.stride, help="stride S (default: %(default)s)")
-    p.add_argument("--masks", type=int, default=d.n_masks, help="masks per window K (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    p.add_argument("--batch-size", type=int, default=None, help="forward batch (default: fitted to the device)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--min-tissue", type=float, default=0.0, help="fast: skip windows with less breast than this fraction")
-    p.add_argument("--se-tol", type=float, default=0.0, help="fast: stop a window's masks when the SE of its correlations < this")
-    p.add_argument("--mask-round", type=int, default=d.mask_round, help="masks per round with --se-tol")
+    add_correlax_options(p)
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs or CPU workers) per node")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda (default: %(default)s)")
@@ -32,22 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from correlax.explain.batch import run_batch
-    from correlax.models import CheckpointError
+    from correlax.models import CheckpointError, load_checkpoint
 
     try:
-        settings = CorrelaxSettings(
-            window=args.window, stride=args.stride, n_masks=args.masks, seed=args.seed, precision=args.precision,
-            batch_size=args.batch_size, compile=args.compile, min_tissue=args.min_tissue, se_tol=args.se_tol,
-            mask_round=args.mask_round,
-        )
-    except ValueError as e:
+        _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
+        settings = correlax_settings(args, info.input_size)
+    except (CheckpointError, ValueError) as e:
         print(f"correlax explain: {e}")
         return 2
-    try:
-        report = run_batch(args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator)
-    except CheckpointError as e:
-        print(f"correlax explain: {e}")
-        return 2
+    report = run_batch(args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator)
     print(f"{len(report.done)} explained, {len(report.skipped)} already done, {len(report.failures)} failed")
     for _, message in report.failures:
         print(f"  FAILED {message}")

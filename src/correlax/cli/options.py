@@ -23,18 +23,12 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
                    help="fast mode: skip windows with less than this fraction of breast pixels")  # fmt: skip
     g.add_argument("--se-tol", type=float, default=0.0,
                    help="fast mode: stop drawing masks once the correlations' standard error is below this")  # fmt: skip
-    g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    g.add_argument("--mask-round", type=int, default=64, help="masks per round with --se-tol (default: %(default)s)")
 
 
 def correlax_settings(args: argparse.Namespace, input_size: int) -> CorrelaxSettings:
     return CorrelaxSettings(
         window=args.window or input_size, stride=args.stride, n_masks=args.masks, grid=args.grid,
         keep_prob=args.keep_prob, seed=args.seed, precision=args.precision, compile=args.compile,
-        batch_size=args.batch_size, min_tissue=args.min_tissue, se_tol=args.se_tol,
+        batch_size=args.batch_size, min_tissue=args.min_tissue, se_tol=args.se_tol, mask_round=args.mask_round,
     )  # fmt: skip
-
-
-def torch_device(args: argparse.Namespace) -> str:
-    import torch
-
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")

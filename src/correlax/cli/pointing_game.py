@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, correlax_settings, torch_device
+from correlax.cli.options import add_correlax_options, correlax_settings
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,14 @@ def register(subparsers) -> None:
     p.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
     p.add_argument("--max-panels", type=int, default=24, help="per-image panels in the report (default: %(default)s)")
     p.add_argument("--skip-classifier", action="store_true", help="leave out the crop-level classifier table")
+    p.add_argument("--explain-dir", type=Path, help="reuse the CorRELAX maps 'correlax explain' wrote there (same settings)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     add_correlax_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     from rich.progress import track
 
     from correlax.data.records import Manifest, atomic_write_text
@@ -45,19 +48,19 @@ def run(args: argparse.Namespace) -> int:
     from correlax.training import evaluate_checkpoint
 
     try:
-        model, info = load_checkpoint(args.model, map_location=torch_device(args))
+        model, info = load_checkpoint(args.model, map_location=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         manifest = Manifest.load(args.data)
+        settings = correlax_settings(args, info.input_size)
     except (CheckpointError, ValueError) as exc:
         log.error("%s", exc)
-        return 1
-    settings = correlax_settings(args, info.input_size)
+        return 2
     metrics: dict = {
         "title": f"Pointing Game — {args.data.name}, split {args.split}",
         "run": {
             "model": f"{args.model} ({info.backbone}, input {info.input_size} px)",
             "data": f"{args.data}, split {args.split}",
             "CorRELAX": f"window {settings.window}, stride {settings.stride}, {settings.n_masks} masks, "
-            f"{settings.precision}" + ("" if settings.is_exact else " (fast mode)"),
+            f"{settings.precision}" + (" (fast mode)" if settings.min_tissue or settings.se_tol else ""),
         },
     }
     if not args.skip_classifier:
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     result = explain_and_score(
         model, info.preprocess_settings, manifest, manifest.split(args.split), args.methods, settings,
         cache_dir=args.out / "maps", max_panels=args.max_panels, tolerance_mm=args.tolerance_mm,
-        progress=lambda items: track(items, description="explaining"),
+        progress=lambda items: track(items, description="explaining"), explain_dir=args.explain_dir,
     )  # fmt: skip
     metrics["pointing_game"] = result.pointing_game
     metrics["failures"] = [{"path": p, "reason": r} for p, r in result.failures]
@@ -77,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"metrics: {args.out / 'metrics.json'}\nreport: {html}")
     if result.failures:
         print(f"{len(result.failures)} image(s) failed:")
-        for path, reason in result.failures:
-            print(f"  {path}: {reason}")
+        for _, reason in result.failures:
+            print(f"  {reason}")
         return 1
     return 0
 

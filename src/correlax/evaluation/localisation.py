@@ -22,6 +22,7 @@ from correlax.evaluation.pointing_game import MultiMethodScorer
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.baselines import CenterExplainer, GradCamExplainer, OcclusionExplainer, RandomPointExplainer
 from correlax.explain.base import Explainer
+from correlax.explain.batch import read_method_maps
 from correlax.io import ImageReadError, read_image
 from correlax.labels import NO_FINDING
 from correlax.preprocess import PreparedImage, PreprocessSettings, prepare
@@ -92,15 +93,20 @@ def boxes_in_prepared(record: ImageRecord, prepared: PreparedImage) -> dict[str,
     return boxes
 
 
-def _load_cached(path: Path, methods: Sequence[str]) -> dict[str, np.ndarray]:
+def _load_cached(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         return {}
     try:
         with np.load(path) as data:
-            return {m: data[m].astype(np.float32) for m in methods if m in data.files}
+            return {m: data[m].astype(np.float32) for m in data.files}
     except (OSError, ValueError) as exc:  # a damaged cache file is recomputed, not fatal
         log.warning("%s: unreadable map cache, recomputing (%s)", path, exc)
         return {}
+
+
+def _as_stored(values: np.ndarray) -> np.ndarray:
+    """Maps are scored as the cache stores them, so a resumed run gives the same points as an uninterrupted one."""
+    return values.astype(np.float16).astype(np.float32)
 
 
 def _save_cached(path: Path, maps: dict[str, np.ndarray]) -> None:
@@ -120,9 +126,11 @@ def explain_and_score(
     max_panels: int = 12,
     tolerance_mm: float | None = None,
     progress: Callable[[Iterable], Iterable] = iter,
+    explain_dir: Path | None = None,
 ) -> LocalisationResult:
     """Explain every boxed image of ``records`` with ``methods`` and score both Pointing Game protocols.
 
+    CorRELAX maps that ``correlax explain`` wrote to ``explain_dir`` with the same settings are reused.
     A bad image is logged and listed in ``failures``; the others go on.
     """
     labels = tuple(model.labels)
@@ -139,14 +147,16 @@ def explain_and_score(
             result.failures.append((str(path), str(exc)))
             continue
         cache = cache_dir / f"{record.image_id}.npz"
-        maps = _load_cached(cache, methods)
-        missing = [(names, ex) for names, ex in groups if not set(names) <= set(maps)]
-        if missing:
-            image = image_tensor(prepared)
-            for names, explainer in missing:
-                produced = explainer.attribute(image, breast_box=prepared.breast_box)
-                # Scored as stored, so a resumed run gives the same points as an uninterrupted one.
-                maps.update({m: produced[m].astype(np.float16).astype(np.float32) for m in names})
+        maps = _load_cached(cache)
+        known = set(maps)
+        if explain_dir is not None and not set(CORRELAX_METHODS) <= known:
+            reused = read_method_maps(explain_dir, Path(record.path).stem, settings, labels) or {}
+            maps.update({m: _as_stored(v) for m, v in reused.items()})
+        for names, explainer in groups:
+            if not set(names) <= set(maps):
+                produced = explainer.attribute(image_tensor(prepared), breast_box=prepared.breast_box)
+                maps.update({m: _as_stored(produced[m]) for m in names})
+        if set(maps) != known:
             _save_cached(cache, maps)
         maps = {m: maps[m] for m in methods}
         boxes = boxes_in_prepared(record, prepared)

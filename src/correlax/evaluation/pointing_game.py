@@ -57,7 +57,8 @@ def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval always holds p; the min/max only absorb rounding (at p = 0 or 1 the bound equals p).
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def _argmax(values: np.ndarray) -> tuple[int, int]:

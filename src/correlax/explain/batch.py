@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from correlax.data.records import atomic_write_bytes, atomic_write_text
-from correlax.explain.explainer import CorrelaxExplainer, CorrelaxResult
+from correlax.explain.explainer import CorrelaxExplainer, CorrelaxResult, method_maps
+from correlax.explain.settings import CorrelaxSettings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,20 @@ def write_outputs(out_dir: Path, stem: str, image: torch.Tensor, result: Correla
         "peaks": peaks(result),
     }
     atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=1))
+
+
+def read_method_maps(out_dir: Path, stem: str, settings: CorrelaxSettings, labels: tuple[str, ...]):
+    """The CorRELAX maps a previous ``correlax explain`` wrote for ``stem``, by method name; None when there
+    are none, or when they were made with other settings or labels (they would not be comparable)."""
+    summary_path, npz_path = out_dir / f"{stem}.json", out_dir / f"{stem}.npz"
+    if not (summary_path.exists() and npz_path.exists()):
+        return None
+    summary = json.loads(summary_path.read_text())
+    if summary.get("settings") != settings.to_dict() or tuple(summary.get("labels", ())) != tuple(labels):
+        log.info("%s: made with other settings or labels, not reused", summary_path)
+        return None
+    with np.load(npz_path) as data:
+        return method_maps({k: data[k] for k in ("prediction", "corr_pred", "relax", "rise")})
 
 
 @dataclass

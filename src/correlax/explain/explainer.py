@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,10 +169,15 @@ class CorrelaxExplainer:
 
     def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
-        r = self.explain(image, breast_box)
-        return {
-            "correlax-prediction": r.prediction,
-            "correlax-correlation": r.corr_pred,
-            "relax": np.broadcast_to(r.relax, r.prediction.shape).copy(),
-            "rise": r.rise,
-        }
+        return method_maps(self.explain(image, breast_box).arrays())
+
+
+def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a saved .npz)."""
+    prediction = arrays["prediction"]
+    return {
+        "correlax-prediction": prediction,
+        "correlax-correlation": arrays["corr_pred"],
+        "relax": np.broadcast_to(arrays["relax"], prediction.shape).copy(),
+        "rise": arrays["rise"],
+    }

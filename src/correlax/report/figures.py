@@ -157,7 +157,7 @@ def pointing_chart_png(pointing: Mapping[str, dict]) -> bytes:
             lo.append(np.nan)
             hi.append(np.nan)
             acc_a, lo_a, hi_a = (np.array(v, dtype=float) for v in (acc, lo, hi))
-            err = np.vstack([acc_a - lo_a, hi_a - acc_a])
+            err = np.clip(np.vstack([acc_a - lo_a, hi_a - acc_a]), 0, None)
             xs = np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width
             ax.bar(xs, acc_a, width, color=colours[i % len(colours)], label=method, yerr=err, capsize=2,
                    error_kw={"elinewidth": 0.8, "ecolor": "#444"})
