@@ -13,7 +13,7 @@ import logging
 from pathlib import Path, PurePath
 
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, canonical_label, checked_box, image_size
+from correlax.data.validate import Problems, canonical_label, image_size, row_box
 from correlax.io.image import ImageReadError
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,9 @@ def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
                     f"image {image_id}: patient_id {patient_id!r} differs from {record.patient_id!r} on an earlier row",
                 )
 
-        coords = [row[k] for k in ("xmin", "ymin", "xmax", "ymax")]
-        box = None
-        if any(coords):
-            try:
-                raw = tuple(float(v) for v in coords)
-            except ValueError:
-                problems.add(path, line, f"box coordinates must be four numbers or all empty, got {coords}")
-                continue
-            box = checked_box(raw, sizes[image_id], str(path), problems, line)  # type: ignore[arg-type]
-            if box is None:
-                continue
+        valid, box = row_box(row, sizes[image_id], str(path), problems, line)
+        if not valid:
+            continue
         record.findings.append(Finding(label, box))
 
     problems.raise_if_any()

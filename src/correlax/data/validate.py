@@ -115,6 +115,26 @@ def checked_box(box: Box, size: tuple[int, int] | None, where: str, problems: Pr
     return clipped
 
 
+BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
+
+
+def row_box(
+    row: dict, size: tuple[int, int] | None, where: str, problems: Problems, line: int | None
+) -> tuple[bool, Box | None]:
+    """The box of a CSV row: (True, None) when its four columns are empty, (True, box) when valid (clipped),
+    (False, None) after recording a problem."""
+    coords = [row.get(k) or "" for k in BOX_COLUMNS]
+    if not any(coords):
+        return True, None
+    try:
+        raw = tuple(float(v) for v in coords)
+    except ValueError:
+        problems.add(where, line, f"box coordinates must be four numbers or all empty, got {coords}")
+        return False, None
+    box = checked_box(raw, size, where, problems, line)  # type: ignore[arg-type]
+    return box is not None, box
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file, reading only its header where the format allows.
 

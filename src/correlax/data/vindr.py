@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, canonical_label, checked_box
+from correlax.data.validate import Problems, canonical_label, row_box
 
 log = logging.getLogger(__name__)
 
@@ -156,17 +156,9 @@ def _add_findings(
     except (ValueError, SyntaxError) as e:
         problems.add(where, line, f"image {record.image_id}: {e}")
         return
-    coords = [row.get(k, "") for k in ("xmin", "ymin", "xmax", "ymax")]
-    box = None
-    if any(coords):
-        try:
-            raw = tuple(float(v) for v in coords)
-        except ValueError:
-            problems.add(where, line, f"image {record.image_id}: box coordinates not numbers: {coords}")
-            return
-        box = checked_box(raw, size, str(where), problems, line)  # type: ignore[arg-type]
-        if box is None:
-            return
+    valid, box = row_box(row, size, str(where), problems, line)
+    if not valid:
+        return
     for label in dict.fromkeys(labels):  # several categories that merge into one label give one finding
         record.findings.append(Finding(label, None if label == "no_finding" else box))
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
+
+from correlax.settings import DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
-class CorrelaxSettings:
+class CorrelaxSettings(DictSettings):
     """How to cut, mask and run the windows.
 
     The defaults reproduce the reference (every window, 1280 masks, stride 32, fp32).
@@ -53,13 +55,3 @@ class CorrelaxSettings:
     def replace(self, **changes) -> CorrelaxSettings:
         return replace(self, **changes)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CorrelaxSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown CorRELAX settings: {sorted(unknown)}")
-        return cls(**d)

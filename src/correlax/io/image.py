@@ -7,14 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from correlax.errors import FileProblem
 
-class ImageReadError(Exception):
+
+class ImageReadError(FileProblem):
     """An image file could not be read. The message names the file and the cause."""
-
-    def __init__(self, path: str | Path, cause: str):
-        self.path = Path(path)
-        self.cause = cause
-        super().__init__(f"{self.path}: {cause}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 
 import correlax
 from correlax.data.records import atomic_write_bytes, atomic_write_text
+from correlax.errors import FileProblem
 from correlax.models.classifier import CropClassifier
 from correlax.models.factory import create_model
 from correlax.preprocess import PreprocessSettings
@@ -23,13 +24,8 @@ FORMAT_VERSION = 1
 METADATA_KEY = "correlax"
 
 
-class CheckpointError(Exception):
+class CheckpointError(FileProblem):
     """A checkpoint cannot be used; the message names the file and the reason."""
-
-    def __init__(self, path: str | Path, cause: str):
-        self.path = Path(path)
-        self.cause = cause
-        super().__init__(f"{self.path}: {cause}")
 
 
 @dataclass

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from correlax.data.records import Box
 from correlax.io.image import Mammogram
+from correlax.settings import DictSettings
 from correlax.preprocess.steps import IntBox, breast_bbox, breast_on_right, clahe_fusion, resample, to_uint8
 
 
 @dataclass(frozen=True)
-class PreprocessSettings:
+class PreprocessSettings(DictSettings):
     """How a mammogram becomes the network's 3-channel image; stored with every checkpoint."""
 
     clahe_fusion: bool = True  # False: the grey image repeated in 3 channels
     canonical_flip: bool = False  # mirror so that the chest wall is on the left
     target_spacing: float | None = None  # mm per pixel after resampling; None keeps the native grid
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PreprocessSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown pre-processing settings: {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,20 @@
+"""A mixin for settings dataclasses that travel as JSON (checkpoints, outputs, benchmark files)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Self
+
+
+class DictSettings:
+    """``to_dict`` / ``from_dict`` for a dataclass; unknown keys are an error, not silently dropped."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Self:
+        unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**data)
