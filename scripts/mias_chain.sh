@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole chain on real mammograms (mini-MIAS, ../shared/data/mini-mias), as measured in docs/mias-results.md:
-#   manifest (patient-wise split) → train → crop-level evaluation → CorRELAX maps → Pointing Game + report.
+#   manifest (patient-wise split) → train → crop-level F1 on test → CorRELAX + baseline maps → Pointing Game + report.
 #
 #   scripts/mias_chain.sh [OUT]             the chain with the chosen recipe (default OUT: runs/mias)
 #   scripts/mias_chain.sh [OUT] variants    also train and evaluate the other classifier variants of the table
@@ -34,42 +34,48 @@ evaluate() {  # evaluate RUN: crop-level F1 on the test split, 16 crops per box 
 }
 
 mkdir -p "$OUT"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)" \
+echo "machine: $(getconf _NPROCESSORS_ONLN) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)" \
     >>"$OUT/timings.tsv"
 
 # 1. manifest: 216 images of 108 women, split by woman (70/15/15, stratified by the rarest label)
 "$CORRELAX" data mias "$MIAS" --split train=0.7,val=0.15,test=0.15 --seed 0 --out "$DATA"
 
-# 2. the chosen classifier: EfficientNet-Lite0 from ImageNet, images resampled to 0.4 mm, 128-px crops,
-#    mass and calcification (plus No Finding) only
-RECIPE=(--backbone lite0 --pretrained imagenet --input-size 128 --target-spacing 0.4
-    --labels no_finding mass calcification --crops-per-box 16 --crops-per-normal-image 4
-    --epochs 10 --steps-per-epoch 20 --batch-size 32 --lr 3e-4)
-[ -f "$OUT/model/model.safetensors" ] ||
-    timed "train model" "$CORRELAX" train --data "$DATA" --out "$OUT/model" --cache-dir "$CACHE" "${RECIPE[@]}"
-evaluate model
+train_variant() {  # train_variant NAME ARGS...: train OUT/NAME (unless done), then evaluate it on test
+    local name=$1
+    shift
+    [ -f "$OUT/$name/model.safetensors" ] ||
+        timed "train $name" "$CORRELAX" train --data "$DATA" --out "$OUT/$name" --cache-dir "$CACHE" \
+            --epochs 10 --steps-per-epoch 20 --batch-size 32 --crops-per-normal-image 4 "$@"
+    evaluate "$name"
+}
 
-# 3. CorRELAX maps of two test films (one mass, one calcification) as .npz + overlay PNGs
-timed "explain" "$CORRELAX" explain "$MIAS/images/mdb015.png" "$MIAS/images/mdb213.png" \
-    --model "$OUT/model/model.safetensors" --out "$OUT/explain" --stride 32 --masks 128 --min-tissue 0.1
+# 2. the chosen classifier (variant C of the table): EfficientNet-Lite0 from ImageNet, images resampled to
+#    0.4 mm, 128-px crops, 16 crops per box, mass and calcification (plus No Finding) only; 200 steps of 32
+MODEL=C_lite0_in128_s04_mc16
+train_variant "$MODEL" --backbone lite0 --pretrained imagenet --input-size 128 --target-spacing 0.4 \
+    --labels no_finding mass calcification --crops-per-box 16 --lr 3e-4
 
-# 4. Pointing Game of every method, both protocols, on the test films with boxes; metrics.json + report
-timed "pointing-game" "$CORRELAX" pointing-game --model "$OUT/model/model.safetensors" --data "$DATA" --split test \
-    --out "$OUT/pointing-game" --stride 32 --masks 128 --min-tissue 0.1 --device cpu
+# 3+4. CorRELAX and the baselines on every test film with a mass or calcification box, Pointing Game of
+#    every method under both protocols, metrics.json and the HTML report (maps kept in pg/maps).
+#    CPU settings: window = input size (128 px = 51 mm at 0.4 mm), stride 64, 64 masks, skip windows
+#    with under 10 % breast.
+timed "pointing-game $MODEL" "$CORRELAX" pointing-game --model "$OUT/$MODEL/model.safetensors" --data "$DATA" \
+    --split test --out "$OUT/$MODEL/pg" --stride 64 --masks 64 --min-tissue 0.1 --device cpu
 
 # 5. the other classifier variants of the table (same data, cache and test evaluation)
 if [ "$MODE" = variants ]; then
-    train_variant() {  # train_variant NAME ARGS...
-        local name=$1
-        shift
-        [ -f "$OUT/$name/model.safetensors" ] ||
-            timed "train $name" "$CORRELAX" train --data "$DATA" --out "$OUT/$name" --cache-dir "$CACHE" \
-                --epochs 10 --steps-per-epoch 20 --batch-size 32 "$@"
-        evaluate "$name"
-    }
     train_variant A_lite0_in128_s04 --backbone lite0 --pretrained imagenet --input-size 128 --target-spacing 0.4 \
         --crops-per-box 8 --lr 3e-4
     train_variant B_tiny_in128_s04 --backbone tiny --pretrained none --input-size 128 --target-spacing 0.4 \
         --crops-per-box 8 --lr 1e-3
+    train_variant D_lite0_in128_s02_mc16 --backbone lite0 --pretrained imagenet --input-size 128 \
+        --labels no_finding mass calcification --crops-per-box 16 --lr 3e-4
+    train_variant E_lite0_in128_s04_mc16_noaug --backbone lite0 --pretrained imagenet --input-size 128 \
+        --target-spacing 0.4 --labels no_finding mass calcification --crops-per-box 16 --lr 3e-4 --no-augment
+    # recipe C on another patient-wise split (seed 1): how much the numbers move with the split
+    DATA="$OUT/manifest-seed1.json"
+    "$CORRELAX" data mias "$MIAS" --split train=0.7,val=0.15,test=0.15 --seed 1 --out "$DATA"
+    train_variant C_seed1 --backbone lite0 --pretrained imagenet --input-size 128 --target-spacing 0.4 \
+        --labels no_finding mass calcification --crops-per-box 16 --lr 3e-4
 fi
 echo "timings: $OUT/timings.tsv"

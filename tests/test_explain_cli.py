@@ -16,6 +16,7 @@ from correlax.cli.main import main
 from correlax.explain.batch import collect_inputs
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
+from correlax.preprocess import PreprocessSettings
 
 FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
 
@@ -63,6 +64,21 @@ def test_explain_outputs_resume_and_failures(setup, tmp_path, capsys):
     # a second run skips the images already done and still reports the bad file
     assert main(["explain", "--model", str(ckpt), "--out", str(out), str(images), *FAST]) == 1
     assert "0 explained, 3 already done, 1 failed" in capsys.readouterr().out
+
+
+def test_spacing_option_lets_a_resampling_model_read_png(setup, tmp_path, capsys):
+    _, _, images = setup
+    labels = LABELS[:3]
+    settings = PreprocessSettings(target_spacing=0.4).to_dict()
+    ckpt = save_checkpoint(
+        tmp_path / "resampling.safetensors", create_model("tiny", labels), CheckpointInfo(labels, "tiny", preprocess=settings)
+    )
+    png = str(images / "img0.png")
+    out = tmp_path / "out"
+    assert main(["explain", "--model", str(ckpt), "--out", str(out), png, *FAST]) == 1  # PNG states no spacing
+    assert "pixel spacing unknown" in capsys.readouterr().out
+    assert main(["explain", "--model", str(ckpt), "--out", str(out), png, *FAST, "--spacing", "0.2"]) == 0
+    assert np.load(out / "img0.npz")["prediction"].shape == (3, 36, 30)  # 0.2 mm → 0.4 mm halves each side
 
 
 def test_missing_checkpoint_is_a_clear_error(setup, tmp_path, capsys):

@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs or CPU workers) per node")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda (default: %(default)s)")
+    p.add_argument("--spacing", type=float, help="pixel spacing (mm) of files that state none (PNG, PGM): mini-MIAS is 0.2")
     p.set_defaults(func=run)
 
 
@@ -30,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError) as e:
         print(f"correlax explain: {e}")
         return 2
-    report = run_batch(args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator)
+    report = run_batch(
+        args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
+        spacing=args.spacing,
+    )  # fmt: skip
     print(f"{len(report.done)} explained, {len(report.skipped)} already done, {len(report.failures)} failed")
     for _, message in report.failures:
         print(f"  FAILED {message}")

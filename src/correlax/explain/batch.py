@@ -7,6 +7,7 @@ and value of every map, written last: its presence marks the image as done).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -155,9 +156,11 @@ def run_batch(
     num_nodes: int = 1,
     accelerator: str = "auto",
     progress: bool = True,
+    spacing: float | None = None,
 ) -> BatchReport:
     """The whole ``correlax explain`` run: Lightning Fabric starts ``devices × num_nodes`` processes, each
-    takes images[rank::world]; the returned report (on rank 0) lists every rank's failures."""
+    takes images[rank::world]; the returned report (on rank 0) lists every rank's failures. ``spacing`` (mm)
+    stands in for files that state none (PNG, PGM), for models that resample to a pixel spacing."""
     from lightning.fabric import Fabric
 
     from correlax.io import read_image
@@ -172,7 +175,10 @@ def run_batch(
     preprocess = info.preprocess_settings
 
     def load(path: Path) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-        prepared = prepare(read_image(path), preprocess)
+        mammogram = read_image(path)
+        if mammogram.spacing is None and spacing is not None:
+            mammogram = dataclasses.replace(mammogram, spacing=(spacing, spacing))
+        prepared = prepare(mammogram, preprocess)
         return torch.from_numpy(prepared.image).permute(2, 0, 1).float() / 255, prepared.breast_box
 
     report = explain_files(files, out_dir, CorrelaxExplainer(model, settings), load, progress)
