@@ -57,7 +57,7 @@ def test_pointing_game_writes_metrics_report_and_lists_failures(setup, capsys):
     assert metrics["pointing_game"]["correlax-prediction"]["reference"]["threshold"] == 0.25
     assert metrics["pointing_game"]["center"]["reference"]["threshold"] is None
     assert (out / "report" / "report.html").exists()
-    assert len(list((out / "maps").glob("*.npz"))) == 3
+    assert len(list((out / "maps").glob("*/*.npz"))) == 3  # one folder per model and settings
 
 
 def test_pointing_game_reuses_explain_outputs(setup, monkeypatch):
@@ -75,5 +75,17 @@ def test_pointing_game_reuses_explain_outputs(setup, monkeypatch):
     out = root / "pg-reuse"
     args = ["pointing-game", "--model", str(ckpt), "--data", str(root / "manifest.json"), "--out", str(out)]
     main([*args, "--methods", "correlax-prediction", "--skip-classifier", "--explain-dir", str(explained), *FAST])
-    with np.load(out / "maps" / "img0.npz") as cached:
+    (cached_file,) = (out / "maps").glob("*/img0.npz")
+    with np.load(cached_file) as cached:
         np.testing.assert_allclose(cached["correlax-prediction"], explained_prediction, atol=1e-3)
+
+
+def test_maps_made_with_other_settings_are_not_reused(setup):
+    root, ckpt = setup
+    out = root / "pg-settings"
+    args = ["pointing-game", "--model", str(ckpt), "--data", str(root / "manifest.json"), "--out", str(out)]
+    common = ["--methods", "correlax-prediction", "--skip-classifier", "--window", "32", "--masks", "8"]
+    main([*args, *common, "--stride", "16"])
+    main([*args, *common, "--stride", "8"])
+    folders = sorted(p.name for p in (out / "maps").iterdir())
+    assert len(folders) == 2 and all(len(list((out / "maps" / f).glob("*.npz"))) == 3 for f in folders)

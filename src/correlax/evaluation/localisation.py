@@ -1,13 +1,17 @@
 """Localisation evaluation: explain the boxed images of a split with every method and play the Pointing Game.
 
-The per-image maps are cached (``maps/<image_id>.npz``, float16, written atomically), so an interrupted
-run resumes where it stopped and a second run with more methods computes only the new ones.
+The per-image maps are cached (``maps/<fingerprint>/<image_id>.npz``, float16, written atomically), so an
+interrupted run resumes where it stopped and a second run with more methods computes only the new ones. The
+fingerprint covers the model's weights and labels, the pre-processing and the CorRELAX settings: maps made
+another way are never reused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +110,16 @@ def _load_cached(path: Path) -> dict[str, np.ndarray]:
         return {}
 
 
+def maps_fingerprint(model: nn.Module, preprocess: PreprocessSettings, settings: CorrelaxSettings) -> str:
+    """A short hash of everything that shapes the maps: weights, labels, pre-processing, CorRELAX settings."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(model.labels), preprocess.to_dict(), settings.to_dict()], sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 def _as_stored(values: np.ndarray) -> np.ndarray:
     """Maps are scored as the cache stores them, so a resumed run gives the same points as an uninterrupted one."""
     return values.astype(np.float16).astype(np.float32)
@@ -139,6 +153,7 @@ def explain_and_score(
     groups = build_explainers(model, methods, settings)
     tolerance = {"tolerance_px": None, "tolerance_mm": tolerance_mm} if tolerance_mm else {}
     scorer = MultiMethodScorer(labels, margin_px=settings.stride, **tolerance)
+    fingerprint = maps_fingerprint(model, preprocess, settings)
     result = LocalisationResult(pointing_game={}, panels=[])
     for record in progress(boxed_records(records, labels)):
         path = manifest.resolve(record)
@@ -148,7 +163,7 @@ def explain_and_score(
             log.error("%s", exc)
             result.failures.append((str(path), str(exc)))
             continue
-        cache = cache_dir / f"{record.image_id}.npz"
+        cache = cache_dir / fingerprint / f"{record.image_id}.npz"
         maps = _load_cached(cache)
         known = set(maps)
         if explain_dir is not None and not set(CORRELAX_METHODS) <= known:
