@@ -22,6 +22,7 @@ def register(subparsers) -> None:
         "0: torch's default)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="training epochs (default: 36; 10 with --quick)")
     p.set_defaults(func=run)
 
 
@@ -31,5 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from correlax.demo import QUICK, DemoConfig, run_demo
 
     config = replace(QUICK if args.quick else DemoConfig(), seed=args.seed, threads=args.threads)
+    if args.epochs:
+        config = replace(config, epochs=args.epochs)
     run_demo(args.out, config)
     return 0
