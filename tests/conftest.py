@@ -17,8 +17,13 @@ def dicom_writer(tmp_path):
     return lambda name, pixels, **kwargs: write_dicom(tmp_path / name, pixels, **kwargs)
 
 
+def require_mias() -> Path:
+    """The shared mini-MIAS folder; its absence fails the tests that need it (CI lays ../shared beside the clone)."""
+    if not (MIAS_ROOT / "images").is_dir():
+        pytest.fail(f"mini-MIAS not found at {MIAS_ROOT}: these tests need ../shared/data/mini-mias beside the repository")
+    return MIAS_ROOT
+
+
 @pytest.fixture
 def mias_root() -> Path:
-    if not (MIAS_ROOT / "images").is_dir():
-        pytest.skip(f"mini-MIAS not found at {MIAS_ROOT}")
-    return MIAS_ROOT
+    return require_mias()

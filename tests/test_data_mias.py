@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import MIAS_ROOT
+from conftest import require_mias
 from PIL import Image
 
 from correlax.cli.main import main
@@ -16,10 +16,8 @@ from correlax.data.mias import lesion_box, parse_circle, patient_of
 
 @pytest.fixture(scope="module")
 def mias():
-    """The real subset, read once for the module (the function-scoped ``mias_root`` skips the rest)."""
-    if not (MIAS_ROOT / "images").is_dir():
-        pytest.skip(f"mini-MIAS not found at {MIAS_ROOT}")
-    return load_mias(MIAS_ROOT)
+    """The real subset, read once for the module."""
+    return load_mias(require_mias())
 
 
 def test_counts(mias):

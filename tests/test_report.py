@@ -80,10 +80,12 @@ def test_report_files_and_content(tmp_path):
     assert "<td>0.25</td>" in html and "<td>0.1</td>" in html
 
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_report_renders_in_headless_chromium(tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed")
+    chromium = CHROMIUM
     html_path = _sample_report(tmp_path / "report")
     # a copy of the page that records, once loaded, whether every image decoded
     probe = html_path.with_name("probe.html")
