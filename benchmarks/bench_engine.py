@@ -84,7 +84,7 @@ def load_images(data: Path, n: int, scale: float) -> list[dict]:
         by_label: dict[str, list] = {}
         for f in boxes:
             by_label.setdefault(f.label, []).append(prepared.map_box(f.box))
-        image = torch.from_numpy(prepared.image).permute(2, 0, 1).float() / 255
+        image = prepared.tensor()
         out.append({"id": record.image_id, "image": image, "box": prepared.breast_box, "boxes": by_label,
                     "tissue": tissue_mask(image).numpy()})
         if len(out) == n:

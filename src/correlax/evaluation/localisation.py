@@ -78,11 +78,6 @@ def boxed_records(records: Iterable[ImageRecord], labels: Sequence[str]) -> list
     return [r for r in records if any(f.box is not None and f.label in known for f in r.findings)]
 
 
-def image_tensor(prepared: PreparedImage) -> torch.Tensor:
-    """(3, H, W) float in [0, 1], the network's input convention."""
-    return torch.from_numpy(prepared.image).permute(2, 0, 1).float().div_(255)
-
-
 def prepare_record(manifest: Manifest, record: ImageRecord, settings: PreprocessSettings) -> PreparedImage:
     """Read and pre-process one record's image; the record's spacing fills in for files that state none."""
     mammogram = read_image(manifest.resolve(record))
@@ -171,7 +166,7 @@ def explain_and_score(
             maps.update({m: _as_stored(v) for m, v in reused.items()})
         for names, explainer in groups:
             if not set(names) <= set(maps):
-                produced = explainer.attribute(image_tensor(prepared), breast_box=prepared.breast_box)
+                produced = explainer.attribute(prepared.tensor(), breast_box=prepared.breast_box)
                 maps.update({m: _as_stored(produced[m]) for m in names})
         if set(maps) != known:
             _save_cached(cache, maps)

@@ -23,10 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlax.explain.windows import WindowGrid, check_box, pad_crop, window_view
-from correlax.preprocess import breast_bbox
-
-IntBox = tuple[int, int, int, int]
+from correlax.explain.windows import Box, WindowGrid, breast_box_of, pad_crop, window_view
 
 
 class LogitsOnly(nn.Module):
@@ -51,11 +48,6 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def image_breast_box(image: torch.Tensor) -> IntBox:
-    """The breast box of a prepared (3, H, W) image, found on its first (original grey) channel."""
-    return breast_bbox(image[0].detach().cpu().numpy())
-
-
 def _model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
@@ -76,9 +68,9 @@ class _WindowedExplainer:
         """(B, 3, W, W) windows on the model's device -> (B, L, W, W) maps."""
         raise NotImplementedError
 
-    def attribute(self, image: torch.Tensor, breast_box: IntBox | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
-        box = check_box(breast_box if breast_box is not None else image_breast_box(image), h, w)
+        box = breast_box_of(image, breast_box)
         grid = WindowGrid(box, self.window, self.stride)
         view = window_view(pad_crop(image, grid), grid)  # (gh, gw, 3, W, W)
         gh, gw = grid.shape
@@ -184,9 +176,9 @@ class CenterExplainer:
     def __init__(self, labels, sigma: float = 64.0) -> None:
         self.labels, self.sigma = tuple(labels), sigma
 
-    def attribute(self, image: torch.Tensor, breast_box: IntBox | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
-        x0, y0, x1, y1 = check_box(breast_box if breast_box is not None else image_breast_box(image), h, w)
+        x0, y0, x1, y1 = breast_box_of(image, breast_box)
         bump = gaussian_bump((h, w), (x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2, self.sigma)
         return {self.name: np.repeat(bump[None], len(self.labels), axis=0)}
 
@@ -203,9 +195,9 @@ class RandomPointExplainer:
     def __init__(self, labels, seed: int = 0, sigma: float = 16.0) -> None:
         self.labels, self.seed, self.sigma = tuple(labels), seed, sigma
 
-    def attribute(self, image: torch.Tensor, breast_box: IntBox | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
-        x0, y0, x1, y1 = check_box(breast_box if breast_box is not None else image_breast_box(image), h, w)
+        x0, y0, x1, y1 = breast_box_of(image, breast_box)
         pixels = image.detach().cpu().numpy()
         rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(pixels[:, ::7, ::7]).tobytes())])
         ys, xs = np.nonzero(pixels[0, y0:y1, x0:x1] > 0)

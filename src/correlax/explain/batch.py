@@ -179,7 +179,7 @@ def run_batch(
         if mammogram.spacing is None and spacing is not None:
             mammogram = dataclasses.replace(mammogram, spacing=(spacing, spacing))
         prepared = prepare(mammogram, preprocess)
-        return torch.from_numpy(prepared.image).permute(2, 0, 1).float() / 255, prepared.breast_box
+        return prepared.tensor(), prepared.breast_box
 
     report = explain_files(files, out_dir, CorrelaxExplainer(model, settings), load, progress)
     if fabric.world_size > 1:

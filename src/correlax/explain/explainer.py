@@ -14,8 +14,15 @@ from correlax.explain.engine import WindowStats, window_statistics
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.runner import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
-from correlax.explain.windows import Box, WindowGrid, check_box, pad_crop, window_fraction, window_view
-from correlax.preprocess import breast_bbox
+from correlax.explain.windows import (
+    Box,
+    WindowGrid,
+    breast_box_of,
+    image_grey,
+    pad_crop,
+    window_fraction,
+    window_view,
+)
 
 
 @dataclass
@@ -53,8 +60,7 @@ def tissue_mask(image: torch.Tensor) -> torch.Tensor:
     """Breast pixels: grey value above the Otsu threshold of the whole image (as for the breast box)."""
     import cv2
 
-    grey = (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, mask = cv2.threshold(image_grey(image), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return torch.from_numpy(mask.astype(bool))
 
 
@@ -97,10 +103,7 @@ class CorrelaxExplainer:
         if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
             raise ValueError(f"expected a float image (3, H, W), got {image.dtype} {tuple(image.shape)}")
         _, h, w = image.shape
-        if breast_box is None:
-            grey = (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-            breast_box = breast_bbox(grey)
-        grid = WindowGrid(check_box(breast_box, h, w), s.window, s.stride)
+        grid = WindowGrid(breast_box_of(image, breast_box), s.window, s.stride)
         gh, gw = grid.shape
         image = image.to(self.device, torch.float32)
         windows = window_view(pad_crop(image, grid), grid)

@@ -9,10 +9,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from correlax.preprocess import breast_bbox
+
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, exclusive end, in image pixels
+
+
+def image_grey(image: torch.Tensor) -> np.ndarray:
+    """The (H, W) uint8 grey image of a (3, H, W) network input in [0, 1] (mean of its channels)."""
+    return (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def breast_box_of(image: torch.Tensor, box: Box | None = None) -> Box:
+    """``box`` checked against the (3, H, W) image, or, when None, the image's own breast box (the largest
+    Otsu component, as in pre-processing)."""
+    _, height, width = image.shape
+    return check_box(box if box is not None else breast_bbox(image_grey(image)), height, width)
 
 
 @dataclass(frozen=True)

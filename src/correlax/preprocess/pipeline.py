@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from correlax.data.records import Box
 from correlax.io.image import Mammogram
@@ -31,6 +32,10 @@ class PreparedImage:
     flipped: bool  # mirrored left-right after resampling
     scale_y: float | None = None  # along y (rows) when it differs from ``scale``; None: same
     spacing: tuple[float, float] | None = None  # (row, column) mm of the prepared grid, when known
+
+    def tensor(self) -> torch.Tensor:
+        """The image as the network takes it: (3, H, W) float in [0, 1]."""
+        return torch.from_numpy(self.image).permute(2, 0, 1).float().div_(255)
 
     def map_box(self, box: Box) -> Box:
         """Map (xmin, ymin, xmax, ymax) from stored-image pixels to prepared-image pixels."""
