@@ -164,10 +164,11 @@ def explain_and_score(
         if explain_dir is not None and not set(CORRELAX_METHODS) <= known:
             reused = read_method_maps(explain_dir, Path(record.path).stem, settings, labels) or {}
             maps.update({m: _as_stored(v) for m, v in reused.items()})
-        for names, explainer in groups:
-            if not set(names) <= set(maps):
-                produced = explainer.attribute(prepared.tensor(), breast_box=prepared.breast_box)
-                maps.update({m: _as_stored(produced[m]) for m in names})
+        todo = [(names, explainer) for names, explainer in groups if not set(names) <= set(maps)]
+        image = prepared.tensor() if todo else None
+        for names, explainer in todo:
+            produced = explainer.attribute(image, breast_box=prepared.breast_box)
+            maps.update({m: _as_stored(produced[m]) for m in names})
         if set(maps) != known:
             _save_cached(cache, maps)
         maps = {m: maps[m] for m in methods}
