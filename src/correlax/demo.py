@@ -27,6 +27,7 @@ from correlax.evaluation.localisation import (
     classifier_summary,
     explain_and_score,
 )
+from correlax.evaluation.pointing_game import format_pointing_game
 from correlax.explain import CorrelaxSettings
 from correlax.models import load_checkpoint
 from correlax.report import write_report
@@ -171,8 +172,6 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[
     }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
     report = write_report(out / "report", metrics, localisation.panels)
-    for method, block in localisation.pointing_game.items():
-        ref, std = block["reference"], block["standard"]
-        stage(f"  Pointing Game {method:<21} reference average {ref['average']:.3f}   standard {std['class_mean']:.3f}")
+    stage("Pointing Game\n" + format_pointing_game(localisation.pointing_game))
     stage(f"metrics: {out / 'metrics.json'}; report: {report}")
     return metrics

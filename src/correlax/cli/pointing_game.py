@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     from correlax.data.records import Manifest, atomic_write_text
     from correlax.evaluation.localisation import classifier_summary, explain_and_score
+    from correlax.evaluation.pointing_game import format_pointing_game
     from correlax.models import CheckpointError, load_checkpoint
     from correlax.report import write_report
     from correlax.training import evaluate_checkpoint
@@ -85,18 +86,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def format_pointing_game(pointing: dict) -> str:
-    """One line per method: reference average and class mean, standard class mean, per-class reference accuracy."""
-    lines = [f"{'method':<22}{'ref. average':>13}{'ref. class mean':>16}{'std. class mean':>16}   per class (reference)"]
-    for method, block in pointing.items():
-        ref, std = block["reference"], block["standard"]
-        per = ", ".join(f"{c} {v['hits']}/{v['n']}" for c, v in ref["per_class"].items() if v["n"])
-        lines.append(
-            f"{method:<22}{_num(ref['average']):>13}{_num(ref['class_mean']):>16}{_num(std['class_mean']):>16}   {per}"
-        )
-    return "\n".join(lines)
-
-
-def _num(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"

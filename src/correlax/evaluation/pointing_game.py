@@ -266,3 +266,19 @@ class MultiMethodScorer:
 
     def result(self) -> dict:
         return {method: scorer.result() for method, scorer in self.scorers.items()}
+
+
+def format_pointing_game(pointing: dict) -> str:
+    """One line per method: reference average and class mean, standard class mean, per-class reference accuracy."""
+    lines = [f"{'method':<22}{'ref. average':>13}{'ref. class mean':>16}{'std. class mean':>16}   per class (reference)"]
+    for method, block in pointing.items():
+        ref, std = block["reference"], block["standard"]
+        per = ", ".join(f"{c} {v['hits']}/{v['n']}" for c, v in ref["per_class"].items() if v["n"])
+        lines.append(
+            f"{method:<22}{_num(ref['average']):>13}{_num(ref['class_mean']):>16}{_num(std['class_mean']):>16}   {per}"
+        )
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
