@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# The GPU benchmark in one call of the device machine (it has torch, timm, OpenCV, scikit-image; no pydicom):
-#   carry: runs/bench-data (prepared images: bench_engine.py --save-images --images-npz runs/bench-data/gpu.npz
-#          --n-images 8 --scale 0.5) and runs/wheels (pydicom wheel, imported by correlax.io)
-#   JSON written to ${OUT:-benchmarks/results}/gpu.json after every image.
-# Overrides for a dry run on CPU: DEVICE=cpu BACKBONE=tiny WINDOW=64 STRIDE=8 MASKS=64 BUDGET=20
+# The GPU benchmark in one call of the device machine (it has torch, timm, safetensors, OpenCV, scikit-image;
+# no pydicom). Two parts, each writing its JSON after every image, so a cut-off run keeps what it measured:
+#   speed.json    EfficientNetV2-S at 256 px, random init (the network of method §10): the plain way against
+#                 exact fp32, bf16 and bf16 + torch.compile, and the fast mode;
+#   trained.json  a trained checkpoint on its own test images: how much the fast modes (with and without the
+#                 coarser stride) change the maps and the Pointing Game outcome of a network whose maps mean something.
+# Carry runs/bench-data and runs/wheels, made here by:
+#   python benchmarks/bench_engine.py --save-images --images-npz runs/bench-data/gpu.npz --n-images 8 --scale 0.5
+#   python benchmarks/bench_engine.py --save-images --images-npz runs/bench-data/mias-trained.npz \
+#       --checkpoint runs/bench-data/mias-lite0.safetensors --manifest runs/mias/manifest.json --n-images 20
+#   (mias-lite0.safetensors: the mini-MIAS recipe's model.safetensors; runs/wheels: a pydicom wheel)
+# A dry run on CPU: DEVICE=cpu BACKBONE=tiny WINDOW=64 STRIDE=16 MASKS=64 TRAINED_STRIDE=32 TRAINED_MASKS=64 \
+#   BUDGET=5 TRAINED_BUDGET=5 N_IMAGES=1 OUT=/tmp/gpu-dry bash benchmarks/gpu.sh
 set -euo pipefail
 OUTDIR=${OUT:-benchmarks/results}
 if ! python3 -c "import pydicom" 2>/dev/null; then
@@ -11,11 +19,19 @@ if ! python3 -c "import pydicom" 2>/dev/null; then
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+DEVICE=${DEVICE:-cuda}
+MODES=exact-bf16,exact-bf16-compile,fast
+[ "$DEVICE" = cpu ] && MODES=exact-bf16,fast  # inductor on CPU is not what is being measured
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 python3 benchmarks/bench_engine.py \
-  --device "${DEVICE:-cuda}" --backbone "${BACKBONE:-tf_efficientnetv2_s}" \
-  --images-npz runs/bench-data/gpu.npz --n-images "${N_IMAGES:-8}" \
+  --device "$DEVICE" --backbone "${BACKBONE:-tf_efficientnetv2_s}" \
+  --modes "$MODES" --images-npz runs/bench-data/gpu.npz --n-images "${N_IMAGES:-8}" \
   --window "${WINDOW:-256}" --stride "${STRIDE:-32}" --n-masks "${MASKS:-1280}" \
-  --mask-round 64 --se-tol 0.1 --min-tissue "${MIN_TISSUE:-0.1}" --mode-precision bf16 \
-  --plain-windows "${PLAIN_WINDOWS:-4}" --time-budget "${BUDGET:-240}" \
-  --out "$OUTDIR/gpu.json"
+  --mask-round 64 --se-tol 0.1 --min-tissue 0.1 --mode-precision bf16 \
+  --plain-windows 4 --time-budget "${BUDGET:-60}" --out "$OUTDIR/speed.json"
+python3 benchmarks/bench_engine.py \
+  --device "$DEVICE" --checkpoint runs/bench-data/mias-lite0.safetensors \
+  --modes fast,fast-same-stride --images-npz runs/bench-data/mias-trained.npz --n-images 20 \
+  --stride "${TRAINED_STRIDE:-16}" --n-masks "${TRAINED_MASKS:-1280}" \
+  --mask-round 64 --se-tol 0.1 --min-tissue 0.1 --mode-precision bf16 \
+  --plain-windows 4 --time-budget "${TRAINED_BUDGET:-180}" --out "$OUTDIR/trained.json"

@@ -1,0 +1,67 @@
+"""``benchmarks/bench_engine.py`` end to end on tiny settings: the JSON it writes, with and without a checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from correlax.data import load_vindr
+from correlax.data.synthetic import make_synthetic_dataset
+from correlax.labels import LABELS
+from correlax.models import CheckpointInfo, create_model, save_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks/bench_engine.py"
+TINY = ["--window", "32", "--stride", "8", "--n-masks", "8", "--mask-round", "4", "--plain-windows", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_engine", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_random_init_on_mini_mias(bench, mias_root, tmp_path):
+    out = tmp_path / "cpu.json"
+    assert bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625", "--modes", "fast",
+                       "--out", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"exact-fp32", "fast"}  # the reference of the agreement always runs
+    fast = report["summary"]["fast"]
+    assert fast["passes_per_image_mean"] < report["summary"]["exact-fp32"]["passes_per_image_mean"]
+    assert -1 <= fast["prediction_map_r_mean"] <= 1
+    agreement = report["images"][0]["modes"]["fast"]["agreement"]
+    assert len(agreement["pointing_game_flips"]) == round((1 - agreement["pointing_game_same"]) * agreement["pointing_game_compared"])
+    assert set(report["targets_met"]) == {"fast"}  # the exact-mode target counts on a GPU only
+    assert set(report["targets_met"]["fast"]) == {"fast_speedup_vs_plain", "fast_map_r", "fast_same_pointing_game"}
+    assert any("random-init" in note for note in report["notes"])
+
+
+def test_checkpoint_images_saved_and_reused(bench, tmp_path):
+    root = make_synthetic_dataset(tmp_path / "data", 8, size=160, test_fraction=0.5, normal_fraction=0.0)
+    manifest = load_vindr(root)
+    manifest.save(tmp_path / "manifest.json")
+    torch.manual_seed(0)
+    info = CheckpointInfo(labels=LABELS, backbone="tiny", input_size=32)
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", create_model("tiny", LABELS), info)
+    npz = tmp_path / "images.npz"
+    base = ["--checkpoint", str(ckpt), "--n-images", "2", "--images-npz", str(npz)]
+    assert bench.main([*base, "--manifest", str(tmp_path / "manifest.json"), "--save-images"]) == 0
+    out = tmp_path / "trained.json"
+    assert bench.main([*base, *TINY, "--modes", "exact-bf16", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n_images"] == 2
+    assert {row["id"] for row in report["images"]} <= {r.image_id for r in manifest.split("test")}
+    assert report["summary"]["exact-bf16"]["pointing_game_same_outcome"] is not None
+    assert not any("random-init" in note for note in report["notes"])
+
+
+def test_unknown_mode_is_named(bench, mias_root, tmp_path):
+    with pytest.raises(SystemExit, match="exact-fp16"):
+        bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625",
+                    "--modes", "exact-fp16", "--out", str(tmp_path / "x.json")])  # fmt: skip
