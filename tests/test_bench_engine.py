@@ -35,6 +35,7 @@ def test_random_init_on_mini_mias(bench, mias_root, tmp_path):
     fast = report["summary"]["fast"]
     assert fast["passes_per_image_mean"] < report["summary"]["exact-fp32"]["passes_per_image_mean"]
     assert -1 <= fast["prediction_map_r_mean"] <= 1
+    assert 0 <= fast["pointing_game_same_outcome_own_margin"] <= 1
     agreement = report["images"][0]["modes"]["fast"]["agreement"]
     assert len(agreement["pointing_game_flips"]) == round((1 - agreement["pointing_game_same"]) * agreement["pointing_game_compared"])
     assert set(report["targets_met"]) == {"fast"}  # the exact-mode target counts on a GPU only
