@@ -96,6 +96,7 @@ def targets_met(summary: dict, device: torch.device) -> dict:
 def load_items(manifest, records, preprocess, n: int, labels: tuple[str, ...]) -> list[dict]:
     """The first n boxed images of ``records``, pre-processed: float tensor, breast box, Otsu tissue mask,
     boxes per label."""
+    # imported here: localisation needs captum and grad-cam, which the GPU machine (reading --images-npz) lacks
     from correlax.evaluation.localisation import boxed_records, boxes_in_prepared, prepare_record
 
     out = []
@@ -241,6 +242,7 @@ def modes(base: CorrelaxSettings, args) -> dict[str, CorrelaxSettings]:
     known = {
         "exact-fp32": lambda: base,
         "exact-bf16": lambda: base.replace(precision="bf16"),
+        "exact-fp32-nchw": lambda: base.replace(channels_last=False),  # what channels-last buys
         "tissue": lambda: alone.replace(**tissue),
         "masks-se": lambda: alone.replace(**masks),
         "stride-x2": lambda: alone.replace(**stride),
@@ -248,7 +250,7 @@ def modes(base: CorrelaxSettings, args) -> dict[str, CorrelaxSettings]:
         "fast-same-stride": lambda: base.replace(precision="bf16", **tissue, **masks),
         "exact-bf16-compile": lambda: base.replace(precision="bf16", compile=True),
     }
-    wanted = args.modes or [name for name in known if name != "exact-bf16-compile" or args.compile]
+    wanted = list(args.modes or [name for name in known if name != "exact-bf16-compile" or args.compile])
     unknown = set(wanted) - set(known)
     if unknown:
         raise SystemExit(f"unknown --modes {sorted(unknown)}; known: {', '.join(known)}")
@@ -373,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         model, info = load_checkpoint(args.checkpoint)
         args.window = args.window or info.input_size
+        args.backbone = info.backbone  # recorded in the report's config
     else:
         model = create_model(args.backbone, LABELS, pretrained=False)
         args.window = args.window or 32
@@ -390,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         save_images(items, args.images_npz)
         print(f"saved {len(items)} prepared images to {args.images_npz}")
         return 0
-    plain_model = copy.deepcopy(model)  # the explainers may switch the model to channels-last
-    explainers = {name: CorrelaxExplainer(model, s) for name, s in modes(base, args).items()}
+    plain_model = copy.deepcopy(model)  # the explainers switch ``model`` to channels-last; this one stays NCHW
+    explainers = {name: CorrelaxExplainer(model if s.channels_last else plain_model, s)
+                  for name, s in modes(base, args).items()}  # fmt: skip
     # warm-up (cuDNN autotuning, compilation) on a small crop, untimed
     warm = items[0]
     x0, y0, _, _ = warm["box"]

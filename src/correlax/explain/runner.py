@@ -27,8 +27,8 @@ def model_device(model: nn.Module) -> torch.device:
 class BatchRunner:
     """Forward passes in batches of ``batch_size`` samples, returning float64 probabilities (the sigmoid
     is taken in float64: near 0 or 1 float32 would quantise the small variations that the correlations
-    measure) and float32 features. The model is switched to channels-last (``settings.channels_last``; oneDNN
-    on CPU and cuDNN on GPU both run it faster) and, on CUDA, cuDNN tunes its algorithms while batches run.
+    measure) and float32 features. The model is switched, in place, to channels-last (``settings.channels_last``)
+    and, on CUDA, cuDNN tunes its algorithms while batches run.
 
     ``stream`` cuts a job of ``total`` samples into batches; on CUDA out-of-memory it halves the
     batch size and retries the same samples. ``passes`` counts the samples run (padding excluded).

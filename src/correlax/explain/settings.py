@@ -29,7 +29,7 @@ class CorrelaxSettings(DictSettings):
     seed: int = 0
     shared_masks: bool = False  # one set of K masks for every window instead of fresh masks per window
     precision: str = "fp32"
-    channels_last: bool = True  # faster convolutions on GPU, and on CPU too (oneDNN)
+    channels_last: bool = True  # cuDNN's fast layout; on CPU oneDNN gains a little from it too
     compile: bool = False
     batch_size: int | None = None  # None: fitted to the device
     min_tissue: float = 0.0
