@@ -3,8 +3,11 @@
 # no pydicom). Two parts, each writing its JSON after every image, so a cut-off run keeps what it measured:
 #   speed.json    EfficientNetV2-S at 256 px, random init (the network of method §10): the plain way against
 #                 exact fp32, bf16 and bf16 + torch.compile, and the fast mode;
-#   trained.json  a trained checkpoint on its own test images: how much the fast modes (with and without the
-#                 coarser stride) change the maps and the Pointing Game outcome of a network whose maps mean something.
+#   trained.json  a trained checkpoint on its own test images: how much each faster mode changes the maps and
+#                 the Pointing Game outcome of a network whose maps mean something (warm-up on a whole image, so
+#                 every batch shape of mask stopping is autotuned before timing).
+# Run on an H200 on 2026-11-27 (benchmarks/results/gpu-h200-speed.json, gpu-h200-trained-all.json): part 1 about
+# 3 min; part 2 took 220 s of measuring for the 9 images (the two parts were separate calls then).
 # Carry runs/bench-data and runs/wheels, made here by:
 #   python benchmarks/bench_engine.py --save-images --images-npz runs/bench-data/gpu.npz --n-images 8 --scale 0.5
 #   python benchmarks/bench_engine.py --save-images --images-npz runs/bench-data/mias-trained.npz \
@@ -23,15 +26,17 @@ DEVICE=${DEVICE:-cuda}
 MODES=exact-bf16,exact-bf16-compile,fast
 [ "$DEVICE" = cpu ] && MODES=exact-bf16,fast  # inductor on CPU is not what is being measured
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+status=0
 python3 benchmarks/bench_engine.py \
   --device "$DEVICE" --backbone "${BACKBONE:-tf_efficientnetv2_s}" \
   --modes "$MODES" --images-npz runs/bench-data/gpu.npz --n-images "${N_IMAGES:-8}" \
   --window "${WINDOW:-256}" --stride "${STRIDE:-32}" --n-masks "${MASKS:-1280}" \
   --mask-round 64 --se-tol 0.1 --min-tissue 0.1 --mode-precision bf16 \
-  --plain-windows 4 --time-budget "${BUDGET:-60}" --out "$OUTDIR/speed.json"
+  --plain-windows 4 --time-budget "${BUDGET:-60}" --out "$OUTDIR/speed.json" || { status=1; echo "part 1 failed; part 2 runs all the same"; }
 python3 benchmarks/bench_engine.py \
   --device "$DEVICE" --checkpoint runs/bench-data/mias-lite0.safetensors \
-  --modes fast,fast-same-stride --images-npz runs/bench-data/mias-trained.npz --n-images 20 \
+  --modes tissue,masks-se,fast,fast-same-stride --images-npz runs/bench-data/mias-trained.npz --n-images 20 \
   --stride "${TRAINED_STRIDE:-16}" --n-masks "${TRAINED_MASKS:-1280}" \
   --mask-round 64 --se-tol 0.1 --min-tissue 0.1 --mode-precision bf16 \
-  --plain-windows 4 --time-budget "${TRAINED_BUDGET:-180}" --out "$OUTDIR/trained.json"
+  --plain-windows 4 --warmup image --time-budget "${TRAINED_BUDGET:-200}" --out "$OUTDIR/trained.json" || status=1
+exit $status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from correlax.cli.main import main
+from correlax.cli.options import FAST_SE_TOL, add_correlax_options, correlax_settings
 from correlax.explain.batch import collect_inputs
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
@@ -99,3 +101,18 @@ def test_two_cpu_processes_share_the_images(setup, tmp_path):
     assert sorted(p.name for p in out.glob("*.json")) == ["img0.json", "img1.json", "img2.json"]
     assert "broken.png" in proc.stdout  # rank 1's failure is reported by rank 0
     assert not list(out.glob(".failures-*"))
+
+
+def test_fast_option_fills_in_only_what_is_not_given():
+    parser = argparse.ArgumentParser()
+    add_correlax_options(parser)
+
+    def settings(*argv: str):
+        return correlax_settings(parser.parse_args(list(argv)), input_size=64)
+
+    exact = settings()
+    assert (exact.precision, exact.se_tol, exact.window) == ("fp32", 0.0, 64)  # the reference's arithmetic
+    fast = settings("--fast")
+    assert (fast.precision, fast.se_tol, fast.stride, fast.min_tissue) == ("bf16", FAST_SE_TOL, exact.stride, 0.0)
+    assert (settings("--fast", "--precision", "fp32", "--se-tol", "0.05").precision,
+            settings("--fast", "--se-tol", "0.05").se_tol) == ("fp32", 0.05)  # fmt: skip
