@@ -6,8 +6,9 @@
 #   trained.json  a trained checkpoint on its own test images: how much each faster mode changes the maps and
 #                 the Pointing Game outcome of a network whose maps mean something (warm-up on a whole image, so
 #                 every batch shape of mask stopping is autotuned before timing).
-# Run on an H200 on 2026-11-27 (benchmarks/results/gpu-h200-speed.json, gpu-h200-trained-all.json): part 1 about
-# 3 min; part 2 took 220 s of measuring for the 9 images (the two parts were separate calls then).
+# Run on an H200 on 2026-11-27 (benchmarks/results/gpu-h200-speed.json, gpu-h200-trained-all.json): the whole
+# script with TRAINED_BUDGET=150 and the earlier part 2 (fast, fast-same-stride; window warm-up) took 343 s; this
+# part 2 alone, in a second call, measured for 220 s (its JSON's wall_seconds) over the 9 images.
 # Carry runs/bench-data and runs/wheels, made here by:
 #   python benchmarks/bench_engine.py --save-images --images-npz runs/bench-data/gpu.npz --n-images 8 --scale 0.5
 #   python benchmarks/bench_engine.py --save-images --images-npz runs/bench-data/mias-trained.npz \

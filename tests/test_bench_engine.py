@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 from correlax.data import load_vindr
 from correlax.data.synthetic import make_synthetic_dataset
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks/bench_engine.py"
 TINY = ["--window", "32", "--stride", "8", "--n-masks", "8", "--mask-round", "4", "--plain-windows", "2", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_engine", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_engine")
 
 
 def test_random_init_on_mini_mias(bench, mias_root, tmp_path):

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark
 
 from correlax.explain.windows import WindowGrid
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks/flip_points.py"
 
 
 @pytest.fixture(scope="module")
 def flips():
-    spec = importlib.util.spec_from_file_location("flip_points", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("flip_points")
 
 
 def test_covering_windows_and_their_breast_fraction(flips):
