@@ -1,6 +1,6 @@
 """Pre-processing: pure array steps and the configurable ``prepare()`` pipeline."""
 
-from correlax.preprocess.pipeline import PreparedImage, PreprocessSettings, prepare
+from correlax.preprocess.pipeline import PreparedGeometry, PreparedImage, PreprocessSettings, prepare
 from correlax.preprocess.steps import (
     breast_bbox,
     breast_on_right,
@@ -11,6 +11,7 @@ from correlax.preprocess.steps import (
 )
 
 __all__ = [
+    "PreparedGeometry",
     "PreparedImage",
     "PreprocessSettings",
     "breast_bbox",
