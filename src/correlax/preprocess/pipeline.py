@@ -81,10 +81,12 @@ class PreparedGeometry(DictSettings):
         if y + values.shape[0] > full.shape[0] or x + values.shape[1] > full.shape[1]:
             raise ValueError(f"a {values.shape} map at {origin} does not fit the prepared grid {self.prepared_shape}")
         full[y : y + values.shape[0], x : x + values.shape[1]] = values
-        if self.flipped:
-            full = full[:, ::-1]
         rows, cols = self.stored_shape
-        return cv2.resize(np.ascontiguousarray(full), (cols, rows), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self.orient_like_stored(full), (cols, rows), interpolation=cv2.INTER_LINEAR)
+
+    def orient_like_stored(self, values: np.ndarray) -> np.ndarray:
+        """A (..., H, W) prepared-grid array mirrored back when the canonical flip applied (same resolution)."""
+        return np.ascontiguousarray(values[..., ::-1]) if self.flipped else np.asarray(values)
 
 
 @dataclass(frozen=True)

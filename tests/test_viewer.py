@@ -1,0 +1,144 @@
+"""The zoomable viewer: ``correlax view`` on explain outputs, and the page in headless Chromium from file://."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from correlax.cli.main import main
+from correlax.explain.batch import peaks
+from correlax.io import read_image
+from correlax.preprocess import PreprocessSettings, prepare
+from dicom_factory import write_dicom
+from headless import CHROMIUM, HeadlessPage
+
+LABELS = ("mass", "calcification")
+SPOT = (24, 60)  # stored (x, y) of the bright spot in a left breast; the fake mass map peaks there
+
+
+def _explain_output(folder: Path, stem: str, right: bool, monochrome1: bool) -> tuple[int, int]:
+    """A synthetic DICOM and the .json/.npz 'correlax explain' writes for it, with a Gaussian bump for maps
+    (at the spot, found in the prepared pixels); returns the spot's stored (x, y)."""
+    h, w = 120, 80
+    yy, xx = np.mgrid[:h, :w]
+    display = np.where((xx / (0.8 * w)) ** 2 + ((yy - h / 2) / (0.45 * h)) ** 2 < 1, 1500 + 10 * (yy % 7), 0)
+    display[SPOT[1] - 1 : SPOT[1] + 2, SPOT[0] - 1 : SPOT[0] + 2] = 4000
+    spot = SPOT
+    if right:
+        display, spot = display[:, ::-1], (w - 1 - SPOT[0], SPOT[1])
+    stored = 4095 - display if monochrome1 else display
+    source = write_dicom(folder / f"{stem}.dcm", stored.astype(np.uint16), bits_stored=12, spacing=(0.1, 0.1),
+                         photometric="MONOCHROME1" if monochrome1 else "MONOCHROME2")  # fmt: skip
+    prepared = prepare(read_image(source), PreprocessSettings(canonical_flip=True, target_spacing=0.2))
+    assert prepared.flipped == right
+    ph, pw = prepared.image.shape[:2]
+    py, px = np.unravel_index(int(np.argmax(prepared.image[..., 0])), (ph, pw))
+    pyy, pxx = np.mgrid[:ph, :pw]
+    bump = np.exp(-((pxx - px) ** 2 + (pyy - py) ** 2) / (2 * 4.0**2)).astype(np.float32)
+    other = np.roll(bump, (10, 3), axis=(0, 1))
+    result = SimpleNamespace(
+        labels=LABELS, breast_box=prepared.breast_box, prediction=np.stack([bump, 0.5 * other]),
+        corr_pred=np.stack([0.8 * bump, 0.3 * other]), rise=np.stack([bump, other]), relax=0.5 * other, corr_dist=other,
+    )  # fmt: skip
+    np.savez_compressed(folder / f"{stem}.npz", labels=np.array(LABELS), breast_box=np.array(prepared.breast_box),
+                        **{k: getattr(result, k) for k in ("prediction", "corr_pred", "rise", "relax", "corr_dist")})  # fmt: skip
+    summary = {"source": str(source), "labels": list(LABELS), "breast_box": list(prepared.breast_box), "peaks": peaks(result)}
+    (folder / f"{stem}.json").write_text(json.dumps(summary))
+    return spot
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]]]:
+    out = tmp_path_factory.mktemp("explained")
+    spots = {"left": _explain_output(out, "left", right=False, monochrome1=False),
+             "right_m1": _explain_output(out, "right_m1", right=True, monochrome1=True)}  # fmt: skip
+    assert main(["view", str(out)]) == 0
+    return out, spots
+
+
+def _manifest(page: Path) -> dict:
+    match = re.search(r"window\.CORRELAX_VIEWER = (\{.*?\});</script>", page.read_text())
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def test_view_writes_an_offline_page_on_the_stored_grid(explained):
+    out, spots = explained
+    page = out / "index.html"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html and "<img" not in html  # no CDN, nothing loaded up front
+    for asset in ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js"):
+        assert (out / "viewer" / asset).stat().st_size > 1000
+    data = _manifest(page)
+    assert [e["id"] for e in data["images"]] == ["left", "right_m1"]
+    for entry in data["images"]:
+        grey = cv2.imread(str(out / entry["image"]), cv2.IMREAD_UNCHANGED)
+        assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
+        y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
+        assert abs(x - spots[entry["id"]][0]) <= 1 and abs(y - spots[entry["id"]][1]) <= 1
+        assert len(entry["overlays"]) == 4 * 2  # four CorRELAX maps × two classes
+        peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction" and p["label"] == "mass")
+        assert abs(peak["x"] - x) <= 1.5 and abs(peak["y"] - y) <= 1.5  # mapped back through resampling and flip
+        overlay = next(o for o in entry["overlays"] if o["method"] == "correlax-prediction" and o["label"] == "mass")
+        rgba = cv2.imread(str(out / overlay["url"]), cv2.IMREAD_UNCHANGED)
+        oy, ox = np.unravel_index(int(np.argmax(rgba[..., 3])), rgba.shape[:2])
+        assert abs(2 * ox + 0.5 - x) <= 2 and abs(2 * oy + 0.5 - y) <= 2  # prepared resolution, mirrored back
+
+
+def test_view_reports_a_bad_output_and_goes_on(explained, tmp_path, capsys):
+    out, _ = explained
+    folder = tmp_path / "partly"
+    folder.mkdir()
+    for name in ("left.json", "left.npz"):
+        shutil.copy(out / name, folder / name)
+    (folder / "gone.json").write_text(json.dumps({"source": "gone.dcm", "labels": ["mass"], "breast_box": [0, 0, 1, 1]}))
+    assert main(["view", str(folder)]) == 1
+    text = capsys.readouterr().out
+    assert "1 image(s)" in text and "gone.json" in text
+    assert main(["view", str(tmp_path / "empty")]) == 2
+
+
+def _image_area(page: HeadlessPage) -> np.ndarray:
+    return page.screenshot()[:, 320:].astype(int)  # right of the 300-px side panel
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_viewer_in_headless_chromium(explained, tmp_path):
+    out, _ = explained
+    state = "document.body && document.body.dataset.state && JSON.parse(document.body.dataset.state)"
+    loaded = f"(() => {{ const s = {state}; return s && s.loaded ? s : null; }})()"
+    with HeadlessPage(tmp_path / "profile") as page:
+        page.open(f"{(out / 'index.html').as_uri()}#image=1&overlays=&opacity=1")
+        first = page.wait_for(loaded)
+        assert first["id"] == "right_m1" and first["items"] == 1  # only the selected image was fetched
+        plain = _image_area(page)
+        assert plain.std() > 5  # the mammogram was drawn
+
+        page.evaluate("document.querySelector('[data-layer=\"correlax-prediction/mass\"]').click()")
+        shown = page.wait_for(loaded)
+        assert shown["overlays"] == ["correlax-prediction/mass"] and shown["items"] == 2
+        with_overlay = _image_area(page)
+        changed = np.abs(with_overlay - plain).max(axis=2) > 30
+        assert changed.mean() > 0.002, "switching the overlay on changed no pixels"
+
+        page.evaluate("const o = document.getElementById('opacity'); o.value = 0; o.dispatchEvent(new Event('input'))")
+        page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.opacity === 0; }})()")
+        faded = np.abs(_image_area(page) - plain).max(axis=2) > 30
+        assert faded.mean() < 0.2 * changed.mean()  # what is left: the peak marker of the map switched on
+
+        page.evaluate("document.getElementById('zoom-in').click(); document.getElementById('zoom-in').click()")
+        zoomed = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.zoom > 3.9 ? s : null; }})()")
+        assert zoomed["zoom"] == pytest.approx(4, rel=0.02)
+        page.wait_for("location.hash.includes('zoom=4.000')")  # the view is in the address: shareable
+        cv2.imwrite(str(tmp_path / "zoomed.png"), page.screenshot())
+        assert np.abs(_image_area(page) - plain).max(axis=2).mean() > 10, "zooming in changed nothing"
+
+        page.evaluate("const s = document.getElementById('image'); s.value = 0; s.dispatchEvent(new Event('change'))")
+        other = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.id === 'left' ? s : null; }})()")
+        assert other["items"] == 2  # the new image and its one overlay shown; the first one's were dropped
