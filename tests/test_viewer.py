@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 
 from correlax.cli.main import main
+from correlax.evaluation.pointing_game import MultiMethodScorer
 from correlax.explain.batch import peaks
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
+from correlax.report import write_report
+from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks
 from dicom_factory import write_dicom
 from headless import CHROMIUM, HeadlessPage
 
@@ -142,3 +145,22 @@ def test_viewer_in_headless_chromium(explained, tmp_path):
         page.evaluate("const s = document.getElementById('image'); s.value = 0; s.dispatchEvent(new Event('change'))")
         other = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.id === 'left' ? s : null; }})()")
         assert other["items"] == 2  # the new image and its one overlay shown; the first one's were dropped
+
+
+def test_report_links_a_viewer_of_the_pointing_game_images(tmp_path):
+    labels = ("no_finding", "mass")
+    yy, xx = np.mgrid[:64, :48]
+    grey = np.where(xx < 40, 120, 0).astype(np.uint8)
+    bump = np.exp(-((xx - 20) ** 2 + (yy - 30) ** 2) / 50.0).astype(np.float32)
+    maps = {"correlax-prediction": np.stack([0 * bump, bump]), "center": np.stack([bump, np.roll(bump, 9, axis=0)])}
+    boxes = {"mass": [(15.0, 25.0, 26.0, 36.0)]}
+    board = MultiMethodScorer(labels)
+    points = board.add(maps, boxes, breast_box=(0, 0, 40, 64))
+    writer = ViewerWriter(tmp_path, page="viewer.html", title="Pointing Game")
+    writer.add(ViewerImage.from_maps("img0", grey, maps, labels, boxes, reference_peaks(points)))
+    html = write_report(tmp_path, {"title": "t", "pointing_game": board.result()}, viewer=writer.finish()).read_text()
+    assert '<a href="viewer.html">' in html
+    entry = _manifest(tmp_path / "viewer.html")["images"][0]
+    assert entry["boxes"] == {"mass": [[15.0, 25.0, 26.0, 36.0]]} and len(entry["overlays"]) == 2 * 2
+    peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction")
+    assert (peak["label"], peak["x"], peak["y"]) == ("mass", 20, 30)  # where the map points: inside the true box

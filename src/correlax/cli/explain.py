@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda (default: %(default)s)")
     p.add_argument("--spacing", type=float, help="pixel spacing (mm) of files that state none (PNG, PGM): mini-MIAS is 0.2")
+    p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR and a GSPS (needs correlax[dicom])")
     p.set_defaults(func=run)
 
 

@@ -78,6 +78,14 @@ class ViewerImage:
         return cls(image_id, grey, overlays, dict(peaks), dict(boxes))
 
 
+def reference_peaks(points: Mapping[str, Mapping[str, Mapping]]) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """The Pointing Game's reference points (``MultiMethodScorer.add``'s return) as viewer peaks."""
+    return {
+        method: {label: (p["reference"].x, p["reference"].y, p["reference"].value) for label, p in per_label.items()}
+        for method, per_label in points.items()
+    }
+
+
 def overlay_png(values: np.ndarray) -> bytes:
     """The map in the report's colours (its own scale, low values see-through), at most ``OVERLAY_PIXELS``."""
     values = np.asarray(values, dtype=np.float32)
