@@ -17,7 +17,8 @@ def _right_breast(h: int = 90, w: int = 60) -> np.ndarray:
 def test_peak_of_a_map_maps_back_to_the_stored_pixel(flip):
     pixels = _right_breast()
     mammogram = Mammogram(pixels=pixels, path=None, spacing=(0.1, 0.1))
-    prepared = prepare(mammogram, PreprocessSettings(canonical_flip=flip, target_spacing=0.25))
+    settings = PreprocessSettings(canonical_flip=flip, target_spacing=0.25)
+    prepared = prepare(mammogram, settings)
     geometry = prepared.geometry
     assert geometry.stored_shape == pixels.shape and geometry.flipped == flip
     assert geometry.prepared_shape == prepared.image.shape[:2] == (36, 24)
@@ -25,7 +26,7 @@ def test_peak_of_a_map_maps_back_to_the_stored_pixel(flip):
     stored = (40, 50)  # (x, y) inside the breast
     marked = pixels.copy()
     marked[stored[1] - 2 : stored[1] + 3, stored[0] - 2 : stored[0] + 3] = 4095
-    image = prepare(Mammogram(pixels=marked, path=None, spacing=(0.1, 0.1)), PreprocessSettings(canonical_flip=flip, target_spacing=0.25)).image[..., 0]
+    image = prepare(Mammogram(pixels=marked, path=None, spacing=(0.1, 0.1)), settings).image[..., 0]
     y, x = np.unravel_index(np.argmax(image), image.shape)
     back = geometry.points_to_stored([[x, y]])[0]
     assert np.abs(back - stored).max() <= 2.0  # the 5-px mark shrinks to 2 prepared px: ±1 prepared px

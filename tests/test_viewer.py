@@ -108,7 +108,7 @@ def test_view_reports_a_bad_output_and_goes_on(explained, tmp_path, capsys):
 
 
 def _image_area(page: HeadlessPage) -> np.ndarray:
-    return page.screenshot()[:, 320:].astype(int)  # right of the 300-px side panel
+    return page.screenshot()[:, 380:].astype(int)  # right of the 360-px side panel
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")

@@ -16,19 +16,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", type=Path, metavar="OUT", help="output folder of 'correlax explain'")
     p.add_argument("--title", default=None, help="page title (default: the folder name)")
+    p.add_argument("--data", type=Path, help="manifest JSON: show the true boxes of the images it lists")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from correlax.report.explain_view import explain_viewer_images
+    from correlax.data.records import Manifest
+    from correlax.report.explain_view import explain_viewer_images, manifest_boxes
     from correlax.report.viewer import ViewerWriter
 
     if not any(args.out.glob("*.json")):
         print(f"correlax view: {args.out}: no 'correlax explain' outputs (<stem>.json + <stem>.npz)")
         return 2
+    try:
+        boxes = manifest_boxes(Manifest.load(args.data)) if args.data else {}
+    except (OSError, ValueError) as exc:
+        print(f"correlax view: {exc}")
+        return 2
     failures: list[str] = []
     writer = ViewerWriter(args.out, title=args.title or f"CorRELAX — {args.out.name}")
-    for image in explain_viewer_images(args.out, failures):
+    for image in explain_viewer_images(args.out, failures, boxes):
         writer.add(image)
     page = writer.finish()
     print(f"{len(writer.entries)} image(s): {page}")

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from correlax.data.records import Box, Manifest
 from correlax.errors import FileProblem
 from correlax.explain.explainer import method_maps
 from correlax.io import read_image
+from correlax.labels import NO_FINDING
 from correlax.preprocess import PreparedGeometry, breast_bbox, resample, to_uint8
 from correlax.report.viewer import ViewerImage
 
@@ -72,8 +74,9 @@ def infer_geometry(grey: np.ndarray, prepared_shape: tuple[int, int], breast_box
     return PreparedGeometry(stored_shape=grey.shape[:2], prepared_shape=(h, w), flipped=flipped)
 
 
-def explain_viewer_image(output: ExplainOutput, image_id: str) -> ViewerImage:
-    """The source at its stored resolution, the maps mirrored back where the flip applied, peaks on the stored grid."""
+def explain_viewer_image(output: ExplainOutput, image_id: str, boxes: Mapping[str, list[Box]] | None = None) -> ViewerImage:
+    """The source at its stored resolution, the maps mirrored back where the flip applied, peaks on the stored
+    grid; ``boxes`` ({label: boxes} in stored pixels, e.g. from a manifest) are shown as they are."""
     grey = to_uint8(read_image(output.source).pixels)
     prepared_shape = next(iter(output.maps.values())).shape[1:]
     geometry = output.geometry or infer_geometry(grey, prepared_shape, output.breast_box)
@@ -84,15 +87,29 @@ def explain_viewer_image(output: ExplainOutput, image_id: str) -> ViewerImage:
     for method, per_label in output.peaks.items():
         points = geometry.points_to_stored([p[:2] for p in per_label.values()]) if per_label else []
         peaks[method] = {label: (*xy, p[2]) for (label, p), xy in zip(per_label.items(), points)}
-    return ViewerImage.from_maps(image_id, grey, maps, output.labels, peaks=peaks)
+    return ViewerImage.from_maps(image_id, grey, maps, output.labels, boxes=boxes or {}, peaks=peaks)
 
 
-def explain_viewer_images(out_dir: Path, failures: list[str]) -> Iterator[ViewerImage]:
+def explain_viewer_images(
+    out_dir: Path, failures: list[str], boxes_by_source: Mapping[Path, Mapping[str, list[Box]]] | None = None
+) -> Iterator[ViewerImage]:
     """One viewer image per ``<stem>.json`` in ``out_dir``; an output that cannot be shown is logged and
-    appended to ``failures``, and the others go on."""
+    appended to ``failures``, and the others go on. ``boxes_by_source`` is keyed by resolved source path."""
     for summary_path in sorted(out_dir.glob("*.json")):
         try:
-            yield explain_viewer_image(read_explain_output(summary_path), summary_path.stem)
+            output = read_explain_output(summary_path)
+            boxes = (boxes_by_source or {}).get(output.source.resolve())
+            yield explain_viewer_image(output, summary_path.stem, boxes)
         except FileProblem as exc:
             log.error("%s", exc)
             failures.append(str(exc))
+
+
+def manifest_boxes(manifest: Manifest) -> dict[Path, dict[str, list[Box]]]:
+    """The true boxes of every image in a manifest, by resolved image path, in stored pixels."""
+    out: dict[Path, dict[str, list[Box]]] = {}
+    for record in manifest.records:
+        for finding in record.findings:
+            if finding.box is not None and finding.label != NO_FINDING:
+                out.setdefault(manifest.resolve(record).resolve(), {}).setdefault(finding.label, []).append(finding.box)
+    return out

@@ -32,13 +32,13 @@ CSS = """
 html, body { margin:0; height:100%; background:#0f1420; color:#e8ecf4;
   font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif; }
 body { display:flex; }
-aside { width:300px; padding:14px 16px; overflow:auto; background:#161d2d; border-right:1px solid #28324a; }
+aside { width:360px; flex:none; padding:14px 16px; overflow:auto; background:#161d2d; border-right:1px solid #28324a; }
 aside h1 { font-size:17px; margin:0 0 10px; }
 aside h2 { font-size:12px; text-transform:uppercase; letter-spacing:.06em; color:#9aa6bf; margin:16px 0 6px; }
 select, button { font:inherit; }
 select { width:100%; }
 #osd { flex:1; height:100%; background:#000; }
-table { border-collapse:collapse; font-size:12px; }
+table { border-collapse:collapse; font-size:11px; }
 th, td { padding:3px 5px; text-align:center; }
 th:first-child { text-align:left; font-weight:500; white-space:nowrap; }
 .swatch { display:inline-block; width:9px; height:9px; border-radius:50%; margin-right:5px; }
@@ -164,7 +164,9 @@ class ViewerWriter:
         return path
 
 
-def write_viewer(out_dir: str | Path, images: Iterable[ViewerImage], page: str = "index.html", title: str = "CorRELAX viewer") -> Path:
+def write_viewer(
+    out_dir: str | Path, images: Iterable[ViewerImage], page: str = "index.html", title: str = "CorRELAX viewer"
+) -> Path:
     """Write the viewer page for ``images`` (an iterable: each is written and dropped before the next)."""
     writer = ViewerWriter(out_dir, page, title)
     for image in images:
