@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from correlax.cli.main import main
+from correlax.data.records import Finding, ImageRecord, Manifest
 from correlax.evaluation.pointing_game import MultiMethodScorer
 from correlax.explain.batch import peaks
 from correlax.io import read_image
@@ -92,6 +93,20 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
         rgba = cv2.imread(str(out / overlay["url"]), cv2.IMREAD_UNCHANGED)
         oy, ox = np.unravel_index(int(np.argmax(rgba[..., 3])), rgba.shape[:2])
         assert abs(2 * ox + 0.5 - x) <= 2 and abs(2 * oy + 0.5 - y) <= 2  # prepared resolution, mirrored back
+
+
+def test_view_shows_the_true_boxes_of_a_manifest(explained, tmp_path):
+    out, spots = explained
+    folder = tmp_path / "boxed"
+    folder.mkdir()
+    for name in ("right_m1.json", "right_m1.npz"):
+        shutil.copy(out / name, folder / name)
+    x, y = spots["right_m1"]
+    box = (x - 5.0, y - 5.0, x + 5.0, y + 5.0)
+    record = ImageRecord("r", str(out / "right_m1.dcm"), "p", findings=[Finding("mass", box), Finding("no_finding")])
+    Manifest(records=[record], root=out).save(tmp_path / "manifest.json")
+    assert main(["view", str(folder), "--data", str(tmp_path / "manifest.json")]) == 0
+    assert _manifest(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
 
 
 def test_view_reports_a_bad_output_and_goes_on(explained, tmp_path, capsys):

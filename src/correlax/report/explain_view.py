@@ -70,11 +70,14 @@ def infer_geometry(grey: np.ndarray, prepared_shape: tuple[int, int], breast_box
     h, w = prepared_shape
     resized = resample(to_uint8(grey), h / grey.shape[0], w / grey.shape[1])
     x0, y0, x1, y1 = breast_bbox(resized)
-    flipped = tuple(breast_box) == (w - x1, y0, w - x0, y1) != (x0, y0, x1, y1)
+    mirrored = (w - x1, y0, w - x0, y1)
+    flipped = tuple(breast_box) == mirrored and mirrored != (x0, y0, x1, y1)
     return PreparedGeometry(stored_shape=grey.shape[:2], prepared_shape=(h, w), flipped=flipped)
 
 
-def explain_viewer_image(output: ExplainOutput, image_id: str, boxes: Mapping[str, list[Box]] | None = None) -> ViewerImage:
+def explain_viewer_image(
+    output: ExplainOutput, image_id: str, boxes: Mapping[str, list[Box]] | None = None
+) -> ViewerImage:
     """The source at its stored resolution, the maps mirrored back where the flip applied, peaks on the stored
     grid; ``boxes`` ({label: boxes} in stored pixels, e.g. from a manifest) are shown as they are."""
     grey = to_uint8(read_image(output.source).pixels)

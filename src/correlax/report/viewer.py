@@ -70,12 +70,12 @@ class ViewerImage:
         grey: np.ndarray,
         maps_by_method: Mapping[str, np.ndarray],
         labels: Sequence[str],
-        boxes: Mapping[str, Sequence[Box]] = (),
-        peaks: Mapping[str, Mapping[str, Sequence[float]]] = (),
+        boxes: Mapping[str, Sequence[Box]] | None = None,
+        peaks: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     ) -> ViewerImage:
         """From (L, H, W) maps per method (as the explainers return them) on the grid of ``grey``."""
         overlays = {m: {label: maps[c] for c, label in enumerate(labels)} for m, maps in maps_by_method.items()}
-        return cls(image_id, grey, overlays, dict(peaks), dict(boxes))
+        return cls(image_id, grey, overlays, dict(peaks or {}), dict(boxes or {}))
 
 
 def reference_peaks(points: Mapping[str, Mapping[str, Mapping]]) -> dict[str, dict[str, tuple[float, float, float]]]:
