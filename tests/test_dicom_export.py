@@ -87,7 +87,7 @@ def test_dicom_outputs_land_on_the_stored_pixels(tmp_path, right, monochrome1):
         for label in LABELS:
             pm = pydicom.dcmread(tmp_path / "out" / f"src_{name}_{label}.pm.dcm")
             assert pm.SOPClassUID == ParametricMapStorage
-            assert (pm.Rows, pm.Columns) == (source.Rows, source.Columns)
+            assert (pm.Rows, pm.Columns) == (source.Rows, source.Columns) and pm.Laterality == source.ImageLaterality
             derivation = pm.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0]
             assert derivation.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
             mapping = pm.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]

@@ -61,10 +61,10 @@ def write_dicom_outputs(
     for number, (name, c, label) in enumerate(((n, c, lb) for n in maps for c, lb in enumerate(labels)), 1):
         stored = geometry.map_to_stored(maps[name][c])
         pm = parametric_map(src, stored, name, label, pm_series, number)
-        written.append(_save(pm, out_dir / f"{stem}_{name}_{label}.pm.dcm"))
+        written.append(_save(pm, out_dir / f"{stem}_{name}_{label}.pm.dcm", src))
     marks = peak_marks(peaks, labels, geometry, probabilities)
-    written.append(_save(structured_report(src, marks), out_dir / f"{stem}.sr.dcm"))
-    written.append(_save(presentation_state(src, marks), out_dir / f"{stem}.gsps.dcm"))
+    written.append(_save(structured_report(src, marks), out_dir / f"{stem}.sr.dcm", src))
+    written.append(_save(presentation_state(src, marks), out_dir / f"{stem}.gsps.dcm", src))
     return written
 
 
@@ -224,7 +224,11 @@ def presentation_state(src: Dataset, marks: Sequence[dict], radius: float | None
     )  # fmt: skip
 
 
-def _save(ds: Dataset, path: Path) -> Path:
+def _save(ds: Dataset, path: Path, src: Dataset) -> Path:
+    """Write atomically; the series gets the source's laterality (General Series, type 2C for a paired organ)."""
+    laterality = str(src.get("ImageLaterality", src.get("Laterality", ""))).strip().upper()
+    if laterality in ("L", "R") and ds.get("Modality") != "SR":
+        ds.Laterality = laterality
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     atomic_write_bytes(path, buf.getvalue())
