@@ -18,7 +18,8 @@ import torch
 
 from correlax.crops import CropSettings
 from correlax.data import load_vindr
-from correlax.data.records import Manifest, atomic_write_text
+from correlax.data.records import Manifest
+from correlax.fileio import atomic_write_text
 from correlax.data.split import carve_val
 from correlax.data.synthetic import make_synthetic_dataset
 from correlax.evaluation.localisation import (

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from correlax.crops import CropSettings
-    from correlax.data.records import atomic_write_text
+    from correlax.fileio import atomic_write_text
     from correlax.evaluation.classification import format_report
     from correlax.models import CheckpointError
     from correlax.training import evaluate_checkpoint

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from rich.progress import track
 
-    from correlax.data.records import Manifest, atomic_write_text
+    from correlax.data.records import Manifest
+    from correlax.fileio import atomic_write_text
     from correlax.evaluation.localisation import classifier_summary, explain_and_score
     from correlax.evaluation.pointing_game import format_pointing_game
     from correlax.models import CheckpointError, load_checkpoint

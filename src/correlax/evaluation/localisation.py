@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlax.data.records import Box, ImageRecord, Manifest, atomic_write_bytes
+from correlax.data.records import Box, ImageRecord, Manifest
+from correlax.fileio import atomic_write_bytes
 from correlax.evaluation.pointing_game import MultiMethodScorer
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.baselines import CenterExplainer, GradCamExplainer, OcclusionExplainer, RandomPointExplainer

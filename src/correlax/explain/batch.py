@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from correlax.data.records import atomic_write_bytes, atomic_write_text
+from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.explain.explainer import CorrelaxExplainer, CorrelaxResult, method_maps
 from correlax.explain.settings import CorrelaxSettings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 import correlax
-from correlax.data.records import atomic_write_bytes, atomic_write_text
+from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.errors import FileProblem
 from correlax.models.classifier import CropClassifier
 from correlax.models.factory import create_model

@@ -24,7 +24,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from correlax.crops import CropDataset, CropSettings, PreparedCache
-from correlax.data.records import Manifest, atomic_write_text
+from correlax.data.records import Manifest
+from correlax.fileio import atomic_write_text
 from correlax.evaluation.classification import best_f1_threshold, classification_report
 from correlax.models import CheckpointInfo, save_checkpoint
 from correlax.preprocess import PreprocessSettings
