@@ -15,7 +15,7 @@ import torch
 
 from correlax.cli.main import main
 from correlax.cli.options import FAST_SE_TOL, add_correlax_options, correlax_settings
-from correlax.explain.batch import collect_inputs
+from correlax.pipelines.explain_files import collect_inputs
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
 from correlax.preprocess import PreprocessSettings
@@ -44,7 +44,8 @@ def setup(tmp_path_factory):
 def test_collect_inputs(setup, tmp_path):
     _, _, images = setup
     found = collect_inputs([images, images / "img0.png", tmp_path / "missing.dcm"])
-    assert [p.name for p in found] == ["broken.png", "img0.png", "img1.png", "img2.png", "missing.dcm"]
+    assert [p.name for p, _ in found] == ["broken.png", "img0.png", "img1.png", "img2.png", "missing.dcm"]
+    assert [name for _, name in found] == ["broken", "img0", "img1", "img2", "missing"]
 
 
 def test_explain_outputs_resume_and_failures(setup, tmp_path, capsys):
