@@ -101,6 +101,7 @@ def peaks(maps: dict[str, np.ndarray], labels: Sequence[str], breast_box, prepar
 def link_or_copy(source: Path, target: Path) -> None:
     """``target`` becomes the same file as ``source`` (a hard link where the file system allows), atomically."""
     tmp = target.with_name(f".{target.name}.link.tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
