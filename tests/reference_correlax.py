@@ -1,4 +1,4 @@
-"""A plain CorRELAX, one window at a time, written from correlax-method.md §4–§6 for the tests.
+"""A plain CorRELAX, one window at a time, written from docs/method.md §4–§6 for the tests.
 
 Deliberately simple and independent of ``correlax.explain``'s code paths: numpy slicing for the
 windows, OpenCV for the upsampling and resizing, SciPy for the convolution, per-mask arrays kept

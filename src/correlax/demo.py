@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo. Where it departs from the paper's recipe (method §9) a tiny CNN must learn
+    """Sizes of the demo. Where it departs from the paper's recipe (docs/method.md §9) a tiny CNN must learn
     in CPU minutes, and :func:`run_demo` writes each departure into the run facts."""
 
     images: int = 160  # synthetic images (whole four-view studies); about a quarter are test images
@@ -69,7 +69,7 @@ QUICK = DemoConfig(
 
 
 def departures(config: DemoConfig) -> str:
-    """How the demo's training departs from the paper's recipe (method §9), for the run facts."""
+    """How the demo's training departs from the paper's recipe (docs/method.md §9), for the run facts."""
     parts = [
         f"{config.head} head" if config.head != "reference" else "",
         "no augmentation" if not config.augment else "",

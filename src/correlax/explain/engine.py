@@ -1,4 +1,4 @@
-"""The batched CorRELAX engine (§5): windows × masks in large forward batches, statistics from sums.
+"""The batched CorRELAX engine (docs/method.md §5): windows × masks in large forward batches, statistics from sums.
 
 Per window it keeps the unmasked probabilities p and features z, and, over its masks,
 running sums for the Pearson statistics and the finer maps' cell sums (Σ d_k·g_k, Σ P_k·g_k,

@@ -1,4 +1,4 @@
-"""Settings of the CorRELAX engine (correlax-method.md §4–§6), exact by default."""
+"""Settings of the CorRELAX engine (docs/method.md §4–§6), exact by default."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pearson correlations from running sums (§5): nothing per mask is kept.
+"""Pearson correlations from running sums (docs/method.md §5): nothing per mask is kept.
 
 For every window we correlate one series x (the representation similarity d_k) with several
 series y (the class probabilities P_k,c and the prediction similarity q_k). The caller shifts
