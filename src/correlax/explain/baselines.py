@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from correlax.explain.base import MapExplainer
+from correlax.explain.kernel import OverlapAverage, place
 from correlax.explain.runner import model_device
 from correlax.explain.windows import Box, WindowGrid, breast_box_of, pad_crop, window_view
 
@@ -73,24 +74,12 @@ class _WindowedExplainer(MapExplainer):
         grid = WindowGrid(box, self.window, self.stride)
         view = window_view(pad_crop(image, grid), grid)  # (gh, gw, 3, W, W)
         gh, gw = grid.shape
-        ph, pw = grid.padded_shape
-        total = torch.zeros(len(self.labels), ph, pw)
-        count = torch.zeros(ph, pw)
-        s, win = self.stride, self.window
+        stitched = OverlapAverage(grid, len(self.labels))
         for start in range(0, gh * gw, self.batch_size):
-            ids = range(start, min(start + self.batch_size, gh * gw))
-            batch = torch.stack([view[k // gw, k % gw] for k in ids]).to(self.device)
-            maps = self.window_maps(batch).detach().float().cpu()
-            for k, m in zip(ids, maps):
-                r, c = (k // gw) * s, (k % gw) * s
-                total[:, r : r + win, c : c + win] += m
-                count[r : r + win, c : c + win] += 1
-        half = win // 2
-        stitched = (total / count.clamp(min=1))[:, half : ph - half, half : pw - half]
-        out = np.zeros((len(self.labels), h, w), np.float32)
-        x0, y0, x1, y1 = box
-        out[:, y0:y1, x0:x1] = stitched.numpy()
-        return {self.name: out}
+            ids = torch.arange(start, min(start + self.batch_size, gh * gw))
+            batch = view[ids // gw, ids % gw].to(self.device)
+            stitched.add(ids, self.window_maps(batch).detach().float().cpu())
+        return {self.name: place(stitched.result(), box, h, w).numpy()}
 
 
 class GradCamExplainer(_WindowedExplainer):
