@@ -26,7 +26,8 @@ from torch import nn
 from correlax.explain.base import MapExplainer
 from correlax.explain.kernel import OverlapAverage, place
 from correlax.explain.runner import model_device
-from correlax.explain.windows import Box, WindowGrid, breast_box_of, pad_crop, window_view
+from correlax.explain.windows import Box, WindowGrid, breast_box_of, image_grey, pad_crop, window_view
+from correlax.preprocess import breast_mask
 
 
 class LogitsOnly(nn.Module):
@@ -193,7 +194,7 @@ class CenterExplainer(_PointExplainer):
 
 
 class RandomPointExplainer(_PointExplainer):
-    """Points at a uniformly drawn breast pixel (non-zero, inside the breast box), one per class.
+    """Points at a uniformly drawn breast pixel (``breast_mask``, inside the breast box), one per class.
 
     The draw is seeded by ``seed`` and the image's content, so an image gets the same points
     whatever the order in which a batch visits it.
@@ -212,7 +213,7 @@ class RandomPointExplainer(_PointExplainer):
         x0, y0, x1, y1 = box
         pixels = image.detach().cpu().numpy()
         rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(pixels[:, ::7, ::7]).tobytes())])
-        ys, xs = np.nonzero(pixels[0, y0:y1, x0:x1] > 0)
+        ys, xs = np.nonzero(breast_mask(image_grey(image))[y0:y1, x0:x1])
         if len(xs) == 0:  # an empty breast box: fall back to any pixel of it
             ys, xs = np.divmod(np.arange((y1 - y0) * (x1 - x0)), x1 - x0)
         picks = rng.integers(0, len(xs), size=len(self.labels))

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from correlax.explain.base import MapExplainer
+from correlax.preprocess import breast_mask
 from correlax.explain.engine import WindowStats, window_statistics
 from correlax.explain.registry import CORRELAX_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
@@ -59,11 +60,8 @@ class CorrelaxResult:
 
 
 def tissue_mask(image: torch.Tensor) -> torch.Tensor:
-    """Breast pixels: grey value above the Otsu threshold of the whole image (as for the breast box)."""
-    import cv2
-
-    _, mask = cv2.threshold(image_grey(image), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return torch.from_numpy(mask.astype(bool))
+    """Breast pixels of a network input (:func:`correlax.preprocess.breast_mask`, as for the breast box)."""
+    return torch.from_numpy(breast_mask(image_grey(image)))
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from correlax.evaluation.pointing_game import peak_in_box
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
@@ -83,14 +84,12 @@ def unique_names(inputs: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
 
 def peaks(maps: dict[str, np.ndarray], labels: Sequence[str], breast_box, prepared: PreparedImage) -> dict:
     """Peak of every map inside the breast box: prepared-grid pixels and the source file's pixels."""
-    x0, y0, x1, y1 = (int(v) for v in breast_box)
+    box = tuple(int(v) for v in breast_box)
 
     def peak(m: np.ndarray) -> dict:
-        region = m[y0:y1, x0:x1]
-        y, x = np.unravel_index(int(np.argmax(region)), region.shape)
-        px, py = int(x + x0), int(y + y0)
-        sx, sy = prepared.to_stored(px, py)
-        return {"x": px, "y": py, "value": float(region[y, x]), "source_x": sx, "source_y": sy}
+        x, y, value = peak_in_box(m, box)
+        sx, sy = prepared.to_stored(x, y)
+        return {"x": x, "y": y, "value": value, "source_x": sx, "source_y": sy}
 
     out: dict = {name: {label: peak(maps[name][c]) for c, label in enumerate(labels)} for name in PEAK_MAPS}
     out["corr_dist"] = peak(maps["corr_dist"])

@@ -4,6 +4,7 @@ from correlax.preprocess.load import load_prepared
 from correlax.preprocess.pipeline import PreparedImage, PreprocessSettings, prepare
 from correlax.preprocess.steps import (
     breast_bbox,
+    breast_mask,
     breast_on_right,
     clahe_fusion,
     resample,
@@ -15,6 +16,7 @@ __all__ = [
     "PreparedImage",
     "PreprocessSettings",
     "breast_bbox",
+    "breast_mask",
     "breast_on_right",
     "clahe_fusion",
     "load_prepared",
