@@ -7,30 +7,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
-from PIL import Image
+from PIL import PngImagePlugin, PpmImagePlugin
 
 from correlax.io.image import MAX_PIXELS, ImageReadError, Mammogram, check_pixel_count
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+# Pillow's format classes read the header only, and without Image.open's own bound (about 179 MP), so that
+# the caller's max_pixels decides and says so.
+_HEADER_READERS = {b"\x89PNG": PngImagePlugin.PngImageFile, b"P2": PpmImagePlugin.PpmImageFile, b"P5": PpmImagePlugin.PpmImageFile}
 
 
 def raster_shape(path: str | Path) -> tuple[int, int]:
-    """(rows, columns) from the file's header, decoding no pixels (tifffile for TIFF, Pillow's lazy open else).
-
-    Raises:
-        ImageReadError: the header cannot be read, or Pillow refuses the size as a decompression bomb
-            (above about 179 million pixels).
-    """
+    """(rows, columns) from the header of a TIFF (tifffile), PNG or PGM (Pillow) file; no pixel is decoded."""
     path = Path(path)
-    if _is_tiff(path):
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic in _TIFF_MAGIC:
         with tifffile.TiffFile(path) as tif:
             shape = tif.pages[0].shape
         return int(shape[0]), int(shape[1])
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"image too large: {exc}") from exc
+    reader = next((cls for start, cls in _HEADER_READERS.items() if magic.startswith(start)), None)
+    if reader is None:
+        raise ImageReadError(path, "not a PNG, PGM or TIFF file")
+    with reader(path) as im:
+        return im.height, im.width
 
 
 def read_raster(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Mammogram:
