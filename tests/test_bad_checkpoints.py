@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from correlax.cli.main import main
 from correlax.evaluation.classification import classification_report, format_report
-from correlax.fileio import json_dumps
+from correlax.fileio import strict_json
 from correlax.labels import LABELS
 from correlax.models import CheckpointError, CheckpointInfo, create_model, load_checkpoint, save_checkpoint
 from correlax.models.checkpoint import METADATA_KEY
@@ -101,7 +101,7 @@ def test_nan_weights_refused(tmp_path):
 
 def test_undefined_auc_is_null_in_json_and_a_dash_in_the_table():
     report = classification_report([[1, 0], [0, 0]], [[0.9, 0.2], [0.1, 0.4]], ("mass", "calcification"))
-    text = json_dumps(report)
+    text = strict_json(report)
     parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
     assert parsed["labels"]["calcification"]["roc_auc"] is None and parsed["labels"]["mass"]["roc_auc"] == 1.0
     row = next(line for line in format_report(parsed).splitlines() if line.startswith("calcification"))

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from correlax.crops import CropSettings
-    from correlax.fileio import atomic_write_json
+    from correlax.fileio import write_json
     from correlax.evaluation.classification import format_report
     from correlax.models import CheckpointError
     from correlax.training import evaluate_checkpoint
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", e)
         return 1
     out = Path(args.out)
-    atomic_write_json(out / "metrics.json", report)
+    write_json(out / "metrics.json", report)
     print(format_report(report))
     for failure in report["failures"]:
         print(f"skipped {failure['path']}: {failure['reason']}")

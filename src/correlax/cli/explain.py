@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("explain", help="CorRELAX heatmaps (.npz, overlay PNGs, peaks .json) for mammograms")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors or training .ckpt)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (images already done are skipped)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder; an image is skipped when it was done with the same model and settings")  # fmt: skip
     add_correlax_options(p)
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs or CPU workers) per node")
     p.add_argument("--num-nodes", type=int, default=1)
@@ -22,20 +23,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from correlax.explain.batch import run_batch
     from correlax.models import CheckpointError, load_checkpoint
+    from correlax.pipelines.explain_files import InputError, run_explain
 
     try:
         _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
-        settings = correlax_settings(args, info.input_size)
-    except (CheckpointError, ValueError) as e:
+        settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
+        report = run_explain(
+            args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
+            spacing=args.spacing,
+        )  # fmt: skip
+    except (CheckpointError, InputError, ValueError) as e:
         print(f"correlax explain: {e}")
         return 2
-    report = run_batch(
-        args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
-        spacing=args.spacing,
-    )  # fmt: skip
-    print(f"{len(report.done)} explained, {len(report.skipped)} already done, {len(report.failures)} failed")
+    counts = [f"{len(report.done)} explained", f"{len(report.skipped)} already done"]
+    if report.elsewhere:
+        counts.append(f"{len(report.elsewhere)} being explained by another worker")
+    print(", ".join(counts) + f", {len(report.failures)} failed")
     for _, message in report.failures:
         print(f"  FAILED {message}")
     return 1 if report.failures else 0

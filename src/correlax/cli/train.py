@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from correlax.models import PRESETS
+from correlax.models.presets import PRESETS
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from correlax.crops.sampler import Box, CropSettings, extract_crop, plan_crops
-from correlax.data.records import ImageRecord, Manifest, atomic_write_bytes
+from correlax.data.records import ImageRecord, Manifest
+from correlax.fileio import atomic_write_bytes
 from correlax.io import ImageReadError, read_image
 from correlax.preprocess import PreprocessSettings, prepare
 

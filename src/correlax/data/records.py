@@ -8,8 +8,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# atomic_write_bytes/text are re-exported for the modules that still import them from here
-from correlax.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
+from correlax.fileio import write_json
 from correlax.labels import LABELS, check_label
 
 Box = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels of the stored image
@@ -86,7 +85,7 @@ class Manifest:
             "records": [asdict(r) for r in self.records],
             "missing": self.missing,
         }
-        atomic_write_json(path, payload)
+        write_json(path, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":

@@ -15,7 +15,7 @@ from correlax.labels import DISPLAY_NAMES, LABELS
 
 log = logging.getLogger(__name__)
 
-# VinDr-Mammo's finding categories (data-formats.md) onto the shared vocabulary (method doc §9).
+# VinDr-Mammo's finding categories (data-formats.md) onto the shared vocabulary (docs/method.md §9).
 VINDR_CATEGORIES: dict[str, str] = {
     "No Finding": "no_finding",
     "Mass": "mass",

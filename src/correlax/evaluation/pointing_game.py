@@ -1,4 +1,4 @@
-"""Pointing Game, in the two protocols of correlax-method.md §7, as pure functions plus a streaming scorer.
+"""Pointing Game, in the two protocols of docs/method.md §7, as pure functions plus a streaming scorer.
 
 Conventions. Maps are (L, H, W) arrays on the image's pixel grid with a label list in the same order.
 A point is a pixel index (x = column, y = row). Boxes are (xmin, ymin, xmax, ymax) in the same pixels,

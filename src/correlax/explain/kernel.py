@@ -1,4 +1,4 @@
-"""From per-window values to maps on the image's pixel grid (§6), for any window W and stride S."""
+"""From per-window values to maps on the image's pixel grid (docs/method.md §6), for any window W and stride S."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import torch
 
 import correlax
 from correlax.errors import FileProblem
-from correlax.fileio import atomic_write_bytes, atomic_write_text, json_dumps
+from correlax.fileio import atomic_write_bytes, atomic_write_text, strict_json
 from correlax.labels import check_label
 from correlax.models.classifier import CropClassifier
 from correlax.models.factory import create_model
@@ -117,7 +117,7 @@ def save_checkpoint(path: str | Path, model: CropClassifier, info: CheckpointInf
     if tuple(info.labels) != tuple(model.labels):
         raise ValueError(f"checkpoint labels {info.labels} differ from the model's {model.labels}")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    text = json_dumps(info.to_dict())
+    text = strict_json(info.to_dict())
     atomic_write_bytes(path, save(state, metadata={METADATA_KEY: text}))
     atomic_write_text(path.with_suffix(".json"), text)
     return path

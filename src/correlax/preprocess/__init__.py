@@ -1,5 +1,6 @@
 """Pre-processing: pure array steps and the configurable ``prepare()`` pipeline."""
 
+from correlax.preprocess.load import load_prepared
 from correlax.preprocess.pipeline import PreparedImage, PreprocessSettings, prepare
 from correlax.preprocess.steps import (
     breast_bbox,
@@ -16,6 +17,7 @@ __all__ = [
     "breast_bbox",
     "breast_on_right",
     "clahe_fusion",
+    "load_prepared",
     "prepare",
     "resample",
     "to_uint8",

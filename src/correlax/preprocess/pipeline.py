@@ -47,6 +47,15 @@ class PreparedImage:
             x0, x1 = width - x1, width - x0
         return x0, y0 * sy, x1, y1 * sy
 
+    def to_stored(self, x: int, y: int) -> tuple[int, int]:
+        """The stored-image pixel (column, row) under the prepared pixel (x, y): the inverse of :meth:`map_box`
+        for pixel centres (flip undone, then the resampling)."""
+        sy = self.scale if self.scale_y is None else self.scale_y
+        cx = x + 0.5
+        if self.flipped:
+            cx = self.image.shape[1] - cx
+        return int(cx / self.scale), int((y + 0.5) / sy)
+
 
 def prepare(mammogram: Mammogram, settings: PreprocessSettings | None = None) -> PreparedImage:
     """8-bit conversion → optional resampling → optional flip → breast box → 3 channels.

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from correlax.crops import CropDataset, CropSettings, PreparedCache
 from correlax.data.records import Manifest
-from correlax.fileio import atomic_write_json
+from correlax.fileio import write_json
 from correlax.evaluation.classification import best_f1_threshold, classification_report
 from correlax.models import CheckpointInfo, save_checkpoint
 from correlax.models.checkpoint import load_training_checkpoint
@@ -188,5 +188,5 @@ def export_best(trainer, module, checkpoints, info, val_set, out: Path, failures
     info.extra["global_step"] = int(trainer.global_step)
     info.extra["best_checkpoint"] = os.path.basename(best) if best else None
     path = save_checkpoint(out / "model.safetensors", model, info)
-    atomic_write_json(out / "validation.json", {"report": report, "failures": failures})
+    write_json(out / "validation.json", {"report": report, "failures": failures})
     return path
