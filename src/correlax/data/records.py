@@ -111,4 +111,3 @@ class Manifest:
             source=payload.get("source", ""),
             missing=list(payload.get("missing", [])),
         )
-

@@ -1,9 +1,10 @@
 """Generic table adapter, for any collection: one CSV row per box → :class:`Manifest`.
 
 Columns: ``image_path, label, xmin, ymin, xmax, ymax`` and optionally ``split, patient_id, height,
-width, spacing_mm`` (pixel spacing in mm, for files that state none: PNG, PGM, TIFF). Empty box columns make an image-level label. ``image_path`` is relative to the CSV's folder
-(or absolute); the image id is that path without its suffix, so equal file names in different
-folders (CBIS-DDSM's ``1-1.dcm``) stay distinct. Without ``patient_id`` each image is its own patient.
+width, spacing_mm`` (pixel spacing in mm, for files that state none: PNG, PGM, TIFF). Empty box
+columns make an image-level label. ``image_path`` is relative to the CSV's folder (or absolute);
+the image id is that path without its suffix, so equal file names in different folders
+(CBIS-DDSM's ``1-1.dcm``) stay distinct. Without ``patient_id`` each image is its own patient.
 """
 
 from __future__ import annotations
