@@ -13,6 +13,18 @@ from correlax.data.records import Manifest
 from correlax.labels import LABELS
 
 SPLIT_ORDER = ("train", "val", "test", None)
+SPACING_HELP = "pixel spacing (mm) of image files that state none (PNG, PGM, TIFF)"
+
+
+def millimetres(text: str) -> float:
+    """An argparse type: a positive, finite number of millimetres."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of millimetres, got {text!r}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument(
         "--drop-missing", action="store_true", help="leave out rows whose image is missing instead of failing"
     )
+    table.add_argument("--spacing", type=millimetres, help=SPACING_HELP + ", for rows without spacing_mm")
 
     synthetic = sub.add_parser("synthetic", help="write a small synthetic VinDr-layout data set and its manifest")
     synthetic.add_argument("out", type=Path)
@@ -105,7 +118,7 @@ def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
         if args.split:
             manifest.records = patient_split(manifest.records, args.split, seed=args.seed)
     else:
-        manifest = load_csv(args.file, drop_missing=args.drop_missing)
+        manifest = load_csv(args.file, drop_missing=args.drop_missing, spacing=args.spacing)
     name = args.file.stem if command == "csv" else args.root.resolve().name
     return manifest, args.out or Path(f"{name}-manifest.json")
 

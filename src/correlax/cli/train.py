@@ -71,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy, precision=args.precision, cache_dir=args.cache_dir, resume=args.resume,
         augment=not args.no_augment,
     )  # fmt: skip
+    from correlax.errors import FileProblem
+
     try:
         path = train(config)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, FileProblem) as e:
         log.error("%s", e)
         return 1
     print(f"model: {path}")

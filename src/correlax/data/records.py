@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from correlax.fileio import atomic_write_text
+from correlax.fileio import write_json
 from correlax.labels import LABELS, check_label
 
 Box = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels of the stored image
@@ -85,7 +85,7 @@ class Manifest:
             "records": [asdict(r) for r in self.records],
             "missing": self.missing,
         }
-        atomic_write_text(path, json.dumps(payload, indent=1))
+        write_json(path, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
