@@ -43,7 +43,7 @@ def setup(tmp_path_factory):
 
 def test_collect_inputs(setup, tmp_path):
     _, _, images = setup
-    found = collect_inputs([images, images / "img0.png", tmp_path / "missing.dcm"])
+    found, _ = collect_inputs([images, images / "img0.png", tmp_path / "missing.dcm"])
     assert [p.name for p, _ in found] == ["broken.png", "img0.png", "img1.png", "img2.png", "missing.dcm"]
     assert [name for _, name in found] == ["broken", "img0", "img1", "img2", "missing"]
 

@@ -7,10 +7,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from correlax.data import load_csv, load_mias, load_vindr, patient_split
-from correlax.data.split import carve_val
-from correlax.data.records import Manifest
+from typing import TYPE_CHECKING
+
 from correlax.labels import LABELS
+
+if TYPE_CHECKING:  # the readers are imported when a command runs, not for --help
+    from correlax.data.records import Manifest
 
 SPLIT_ORDER = ("train", "val", "test", None)
 SPACING_HELP = "pixel spacing (mm) of image files that state none (PNG, PGM, TIFF)"
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
+    from correlax.data import load_csv, load_mias, load_vindr, patient_split
+
     command = args.data_command
     if command == "synthetic":
         from correlax.data.synthetic import make_synthetic_dataset
@@ -124,6 +128,8 @@ def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
 
 
 def _carve_val(manifest: Manifest, fraction: float, seed: int) -> Manifest:
+    from correlax.data.split import carve_val
+
     manifest.records = carve_val(manifest.records, fraction, seed)
     return manifest
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from correlax.cli.data import SPACING_HELP, millimetres
 from correlax.cli.options import add_correlax_options, correlax_settings
 
 
@@ -18,11 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs or CPU workers) per node")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda (default: %(default)s)")
-    p.add_argument("--spacing", type=float, help="pixel spacing (mm) of files that state none (PNG, PGM): mini-MIAS is 0.2")
+    p.add_argument("--spacing", type=millimetres, help=SPACING_HELP + ": mini-MIAS is 0.2")
+    p.add_argument("--max-pixels", type=int,
+                   help="refuse images with more pixels than this, read from the header (default: 100 million)")  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from correlax.errors import FileProblem
+    from correlax.io import MAX_PIXELS
     from correlax.models import CheckpointError, load_checkpoint
     from correlax.pipelines.explain_files import InputError, run_explain
 
@@ -31,15 +36,19 @@ def run(args: argparse.Namespace) -> int:
         settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
         report = run_explain(
             args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
-            spacing=args.spacing,
+            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS,
         )  # fmt: skip
-    except (CheckpointError, InputError, ValueError) as e:
+    except (CheckpointError, InputError, FileProblem, ValueError) as e:
         print(f"correlax explain: {e}")
         return 2
     counts = [f"{len(report.done)} explained", f"{len(report.skipped)} already done"]
     if report.elsewhere:
         counts.append(f"{len(report.elsewhere)} being explained by another worker")
     print(", ".join(counts) + f", {len(report.failures)} failed")
+    if report.passed_over:
+        print(f"{len(report.passed_over)} file(s) in the folders are not images, passed over:")
+        for path, why in report.passed_over[:10]:
+            print(f"  {path}: {why}")
     for _, message in report.failures:
         print(f"  FAILED {message}")
     return 1 if report.failures else 0

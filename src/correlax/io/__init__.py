@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from correlax.io.dicom import dicom_shape, read_dicom, read_dicom_header
-from correlax.io.discovery import NoImagesFound, find_images, known_image_kind
+from correlax.io.discovery import OUTPUT_MARKER, NoImagesFound, find_images, known_image_kind
 from correlax.io.image import MAX_PIXELS, ImageReadError, Mammogram, errors_named
 from correlax.io.raster import raster_shape, read_raster
 
@@ -16,6 +16,7 @@ __all__ = [
     "ImageReadError",
     "Mammogram",
     "NoImagesFound",
+    "OUTPUT_MARKER",
     "find_images",
     "image_size",
     "read_dicom",

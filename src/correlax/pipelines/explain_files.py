@@ -26,13 +26,13 @@ import numpy as np
 from correlax.evaluation.pointing_game import peak_in_box
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.fileio import atomic_write_bytes, atomic_write_text
+from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
 from correlax.pipelines.progress import ImageProgress
 from correlax.preprocess import PreparedImage
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".pgm", ".tif", ".tiff"}
 PEAK_MAPS = ("prediction", "corr_pred", "rise")  # per class; corr_dist and relax are single maps
 STORE_DIR = "maps"
 
@@ -41,30 +41,28 @@ class InputError(ValueError):
     """The inputs cannot be explained at all (an empty folder, an output folder given as input, …)."""
 
 
-def collect_inputs(paths: Iterable[str | Path], exclude: Sequence[Path] = ()) -> list[tuple[Path, str]]:
-    """(file, output name) for every input: files as given, folders searched recursively for image files,
-    never inside ``exclude`` (the output folder). A folder without any image file is an InputError."""
+def collect_inputs(
+    paths: Iterable[str | Path], exclude: Sequence[Path] = ()
+) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """(file, output name) for every input, and the files passed over with why. Files are taken as given;
+    folders are searched (:func:`correlax.io.find_images`), never inside ``exclude`` (the output folder).
+    Raises NoImagesFound for a folder without any image file, InputError for a file inside ``exclude``."""
     excluded = [Path(e).resolve() for e in exclude]
-
-    def outside(p: Path) -> bool:
-        r = p.resolve()
-        return not any(r == e or e in r.parents for e in excluded)
-
     found: list[tuple[Path, str]] = []
+    skipped: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and outside(f))
-            if not files:
-                raise InputError(f"{p}: no image file (DICOM, PNG, PGM, TIFF) in this folder")
+            files, passed = find_images([p], exclude=excluded)
             found += [(f, f.relative_to(p).with_suffix("").as_posix()) for f in files]
-        elif not outside(p):
+            skipped += passed
+        elif any(e == p.resolve() or e in p.resolve().parents for e in excluded):
             raise InputError(f"{p}: inside the output folder; correlax does not explain its own outputs")
         else:
             found.append((p, p.stem))  # a missing file fails later, with its name, like any bad input
     first: dict[Path, tuple[Path, str]] = {}
     for path, name in found:
         first.setdefault(path.resolve(), (path, name))
-    return unique_names(list(first.values()))
+    return unique_names(list(first.values())), skipped
 
 
 def unique_names(inputs: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
@@ -144,6 +142,7 @@ class ExplainReport:
     skipped: list[Path] = field(default_factory=list)  # already done with this model and these settings
     elsewhere: list[Path] = field(default_factory=list)  # being computed by another worker
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    passed_over: list[tuple[Path, str]] = field(default_factory=list)  # files in the folders that are no images
 
 
 def already_done(out_dir: Path, name: str, key: EntryKey) -> bool:
@@ -212,9 +211,7 @@ def check_output_folder(out_dir: Path) -> None:
         raise InputError(f"{out_dir}: --out is a file, not a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        (out_dir / OUTPUT_MARKER).touch()  # later searches of a folder holding this one pass it over
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot write the outputs there ({exc.strerror or exc})") from exc
 
@@ -228,12 +225,14 @@ def run_explain(
     num_nodes: int = 1,
     accelerator: str = "auto",
     spacing: float | None = None,
+    max_pixels: int = MAX_PIXELS,
     say: Callable[[str], None] = print,
 ) -> ExplainReport:
     """The whole ``correlax explain`` run. Lightning Fabric starts ``devices × num_nodes`` processes; every
     process walks the whole list and claims images one at a time, so the work spreads as images finish.
     The returned report (on rank 0) lists every rank's failures. ``spacing`` (mm) stands in for files that
-    state none (PNG, PGM), for models that resample to a pixel spacing."""
+    state none (PNG, PGM), for models that resample to a pixel spacing; an image over ``max_pixels`` (read from
+    its header) fails by name before it is decoded."""
     from lightning.fabric import Fabric
 
     from correlax.models import load_checkpoint
@@ -242,7 +241,7 @@ def run_explain(
     if devices < 1 or num_nodes < 1:
         raise InputError(f"--devices and --num-nodes must be at least 1, got {devices} and {num_nodes}")
     check_output_folder(out_dir)
-    files = collect_inputs(inputs, exclude=[out_dir])
+    files, passed_over = collect_inputs(inputs, exclude=[out_dir])
     world = devices * num_nodes
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy="ddp" if world > 1 else "auto")
     fabric.launch()
@@ -250,8 +249,9 @@ def run_explain(
     model_key = model_digest(model, info.preprocess_settings.to_dict())
     report = explain_files(
         files, out_dir, CorrelaxExplainer(model, settings), model_key,
-        lambda path: load_prepared(path, info.preprocess_settings, spacing), say,
+        lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say,
     )  # fmt: skip
+    report.passed_over = passed_over
     if fabric.world_size > 1:
         report.failures = gather_failures(fabric, out_dir, report.failures)
     return report
