@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from correlax.cli.main import main
 from correlax.data.records import Finding, ImageRecord, Manifest
 from correlax.evaluation.pointing_game import MultiMethodScorer
-from correlax.explain.batch import peaks
+from correlax.pipelines.explain_files import explain_files
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
 from correlax.report import write_report
@@ -27,9 +26,28 @@ LABELS = ("mass", "calcification")
 SPOT = (24, 60)  # stored (x, y) of the bright spot in a left breast; the fake mass map peaks there
 
 
-def _explain_output(folder: Path, stem: str, right: bool, monochrome1: bool) -> tuple[int, int]:
-    """A synthetic DICOM and the .json/.npz 'correlax explain' writes for it, with a Gaussian bump for maps
-    (at the spot, found in the prepared pixels); returns the spot's stored (x, y)."""
+class BumpExplainer:
+    """Stands in for CorRELAX in ``explain_files``: a Gaussian bump on the brightest prepared pixel (the spot)."""
+
+    name = "bump"
+
+    def settings_key(self) -> dict:
+        return {"sigma": 4.0}
+
+    def entry(self, image, breast_box, progress=None) -> dict[str, np.ndarray]:
+        grey = image[0].numpy()
+        h, w = grey.shape
+        py, px = np.unravel_index(int(np.argmax(grey)), grey.shape)
+        yy, xx = np.mgrid[:h, :w]
+        bump = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * 4.0**2)).astype(np.float32)
+        other = np.roll(bump, (10, 3), axis=(0, 1))
+        return {"labels": np.array(LABELS), "breast_box": np.array(breast_box), "prediction": np.stack([bump, 0.5 * other]),
+                "corr_pred": np.stack([0.8 * bump, 0.3 * other]), "rise": np.stack([bump, other]),
+                "relax": 0.5 * other, "corr_dist": other}  # fmt: skip
+
+
+def _source(folder: Path, stem: str, right: bool, monochrome1: bool) -> tuple[Path, tuple[int, int]]:
+    """A synthetic 12-bit DICOM breast with a bright 3-px spot; returns it and the spot's stored (x, y)."""
     h, w = 120, 80
     yy, xx = np.mgrid[:h, :w]
     display = np.where((xx / (0.8 * w)) ** 2 + ((yy - h / 2) / (0.45 * h)) ** 2 < 1, 1500 + 10 * (yy % 7), 0)
@@ -38,33 +56,28 @@ def _explain_output(folder: Path, stem: str, right: bool, monochrome1: bool) -> 
     if right:
         display, spot = display[:, ::-1], (w - 1 - SPOT[0], SPOT[1])
     stored = 4095 - display if monochrome1 else display
-    source = write_dicom(folder / f"{stem}.dcm", stored.astype(np.uint16), bits_stored=12, spacing=(0.1, 0.1),
-                         photometric="MONOCHROME1" if monochrome1 else "MONOCHROME2")  # fmt: skip
-    prepared = prepare(read_image(source), PreprocessSettings(canonical_flip=True, target_spacing=0.2))
-    assert prepared.flipped == right
-    ph, pw = prepared.image.shape[:2]
-    py, px = np.unravel_index(int(np.argmax(prepared.image[..., 0])), (ph, pw))
-    pyy, pxx = np.mgrid[:ph, :pw]
-    bump = np.exp(-((pxx - px) ** 2 + (pyy - py) ** 2) / (2 * 4.0**2)).astype(np.float32)
-    other = np.roll(bump, (10, 3), axis=(0, 1))
-    result = SimpleNamespace(
-        labels=LABELS, breast_box=prepared.breast_box, prediction=np.stack([bump, 0.5 * other]),
-        corr_pred=np.stack([0.8 * bump, 0.3 * other]), rise=np.stack([bump, other]), relax=0.5 * other, corr_dist=other,
-    )  # fmt: skip
-    np.savez_compressed(folder / f"{stem}.npz", labels=np.array(LABELS), breast_box=np.array(prepared.breast_box),
-                        **{k: getattr(result, k) for k in ("prediction", "corr_pred", "rise", "relax", "corr_dist")})  # fmt: skip
-    summary = {"source": str(source), "labels": list(LABELS), "breast_box": list(prepared.breast_box), "peaks": peaks(result)}
-    (folder / f"{stem}.json").write_text(json.dumps(summary))
-    return spot
+    path = write_dicom(folder / f"{stem}.dcm", stored.astype(np.uint16), bits_stored=12, spacing=(0.1, 0.1),
+                       photometric="MONOCHROME1" if monochrome1 else "MONOCHROME2")  # fmt: skip
+    return path, spot
 
 
 @pytest.fixture(scope="module")
 def explained(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]]]:
-    out = tmp_path_factory.mktemp("explained")
-    spots = {"left": _explain_output(out, "left", right=False, monochrome1=False),
-             "right_m1": _explain_output(out, "right_m1", right=True, monochrome1=True)}  # fmt: skip
+    """'correlax explain' outputs (through its pipeline, with the bump explainer) of a left MONOCHROME2 and a
+    right MONOCHROME1 mammogram that the canonical flip mirrors; and ``correlax view`` run on them."""
+    root = tmp_path_factory.mktemp("explained")
+    images, out = root / "images", root / "out"
+    images.mkdir()
+    sources = {"left": _source(images, "left", right=False, monochrome1=False),
+               "right_m1": _source(images, "right_m1", right=True, monochrome1=True)}  # fmt: skip
+    settings = PreprocessSettings(canonical_flip=True, target_spacing=0.2)
+    prepared = {stem: prepare(read_image(path), settings) for stem, (path, _) in sources.items()}
+    assert not prepared["left"].flipped and prepared["right_m1"].flipped
+    report = explain_files([(path, stem) for stem, (path, _) in sources.items()], out, BumpExplainer(), "test-model",
+                           lambda path: prepare(read_image(path), settings), say=lambda _: None)  # fmt: skip
+    assert len(report.done) == 2, report.failures
     assert main(["view", str(out)]) == 0
-    return out, spots
+    return out, {stem: spot for stem, (_, spot) in sources.items()}
 
 
 def _manifest(page: Path) -> dict:
@@ -103,8 +116,8 @@ def test_view_shows_the_true_boxes_of_a_manifest(explained, tmp_path):
         shutil.copy(out / name, folder / name)
     x, y = spots["right_m1"]
     box = (x - 5.0, y - 5.0, x + 5.0, y + 5.0)
-    record = ImageRecord("r", str(out / "right_m1.dcm"), "p", findings=[Finding("mass", box), Finding("no_finding")])
-    Manifest(records=[record], root=out).save(tmp_path / "manifest.json")
+    record = ImageRecord("r", "images/right_m1.dcm", "p", findings=[Finding("mass", box), Finding("no_finding")])
+    Manifest(records=[record], root=out.parent).save(tmp_path / "manifest.json")
     assert main(["view", str(folder), "--data", str(tmp_path / "manifest.json")]) == 0
     assert _manifest(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
 

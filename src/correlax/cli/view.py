@@ -22,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from correlax.data.records import Manifest
-    from correlax.report.explain_view import explain_viewer_images, manifest_boxes
+    from correlax.pipelines.view_outputs import explain_viewer_images, manifest_boxes, summary_files
     from correlax.report.viewer import ViewerWriter
 
-    if not any(args.out.glob("*.json")):
-        print(f"correlax view: {args.out}: no 'correlax explain' outputs (<stem>.json + <stem>.npz)")
+    if not summary_files(args.out):
+        print(f"correlax view: {args.out}: no 'correlax explain' outputs (<name>.json + <name>.npz)")
         return 2
     try:
         boxes = manifest_boxes(Manifest.load(args.data)) if args.data else {}

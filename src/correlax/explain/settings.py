@@ -1,4 +1,4 @@
-"""Settings of the CorRELAX engine (correlax-method.md §4–§6), exact by default."""
+"""Settings of the CorRELAX engine (docs/method.md §4–§6), exact by default."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from correlax.settings import DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+RUN_KNOBS = ("channels_last", "compile", "batch_size")  # how the network runs, not what it computes
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
+
+    def method_dict(self) -> dict:
+        """The settings that change the numbers: every field but the run knobs (RUN_KNOBS)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_KNOBS}
 
     def replace(self, **changes) -> CorrelaxSettings:
         return replace(self, **changes)

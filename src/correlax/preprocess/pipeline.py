@@ -117,6 +117,12 @@ class PreparedImage:
         """Map (xmin, ymin, xmax, ymax) from stored-image pixels to prepared-image pixels."""
         return self.geometry.box_to_prepared(box)
 
+    def to_stored(self, x: int, y: int) -> tuple[int, int]:
+        """The stored-image pixel (column, row) under the prepared pixel (x, y): the inverse of :meth:`map_box`
+        for pixel centres (flip undone, then the resampling)."""
+        column, row = self.geometry.points_to_stored([[x, y]])[0] + 0.5
+        return int(column), int(row)
+
 
 def prepare(mammogram: Mammogram, settings: PreprocessSettings | None = None) -> PreparedImage:
     """8-bit conversion → optional resampling → optional flip → breast box → 3 channels.

@@ -19,8 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 import correlax
-from correlax.data.records import atomic_write_bytes
 from correlax.errors import FileProblem
+from correlax.fileio import atomic_write_bytes
 from correlax.labels import DISPLAY_NAMES
 from correlax.preprocess import PreparedGeometry
 

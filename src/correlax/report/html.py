@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from correlax.data.records import atomic_write_bytes, atomic_write_text
+from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.labels import DISPLAY_NAMES
 from correlax.report.figures import ImagePanel, label_order, panel_png, pointing_chart_png
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from correlax.data.records import Box, atomic_write_bytes, atomic_write_text
+from correlax.data.records import Box
+from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.preprocess import to_uint8
 from correlax.report.figures import heat_rgba
 
@@ -86,7 +87,7 @@ def reference_peaks(points: Mapping[str, Mapping[str, Mapping]]) -> dict[str, di
     }
 
 
-def overlay_png(values: np.ndarray) -> bytes:
+def heat_png(values: np.ndarray) -> bytes:
     """The map in the report's colours (its own scale, low values see-through), at most ``OVERLAY_PIXELS``."""
     values = np.asarray(values, dtype=np.float32)
     scale = OVERLAY_PIXELS / max(values.shape)
@@ -123,7 +124,7 @@ class ViewerWriter:
         for method, per_label in image.overlays.items():
             for label, values in per_label.items():
                 name = f"{len(overlays):03d}.png"
-                atomic_write_bytes(folder / name, overlay_png(values))
+                atomic_write_bytes(folder / name, heat_png(values))
                 rng = [float(np.min(values)), float(np.max(values))]
                 overlays.append({"method": method, "label": label, "url": f"{rel}/{name}", "range": rng})
         peaks = [
