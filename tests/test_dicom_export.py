@@ -80,7 +80,7 @@ def test_dicom_outputs_land_on_the_stored_pixels(tmp_path, right, monochrome1):
         spots_prepared[label] = (px - 3 + int(dx), y // 2 - 3 + int(dy))
     maps = _fake_maps(prepared.image, spots_prepared)
     probabilities = {"mass": 0.91, "calcification": 0.37}
-    out = write_dicom_outputs(path, maps, LABELS, probabilities, _peaks(maps), prepared.geometry, tmp_path / "out")
+    out = write_dicom_outputs(path, maps, LABELS, probabilities, _peaks(maps), prepared.geometry, tmp_path / "out", "src")
     assert len(out) == 2 * 2 + 2 and all(p.exists() for p in out)
 
     for name in maps:

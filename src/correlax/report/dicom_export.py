@@ -42,8 +42,10 @@ def write_dicom_outputs(
     peaks: Mapping[str, Mapping[str, Mapping[str, float]]],
     geometry: PreparedGeometry,
     out_dir: Path,
+    name: str | None = None,
 ) -> list[Path]:
-    """Write, for one source DICOM, the objects below into ``out_dir`` and return their paths.
+    """Write, for one source DICOM, the objects below into ``out_dir`` and return their paths (``<stem>``:
+    ``name``, e.g. the output name ``correlax explain`` gives the image, else the source's stem).
 
     - per map in ``maps`` (``"prediction"``, ``"corr_pred"``: (L, H, W) on the prepared grid) and class, a
       Parametric Map ``<stem>_<map>_<label>.pm.dcm`` on the source's stored pixel grid;
@@ -55,13 +57,13 @@ def write_dicom_outputs(
     writes them). Raises :class:`FileProblem` naming the source when it cannot be used.
     """
     src = _source_dataset(source, geometry)
-    stem = source.stem
+    stem = name or source.stem
     written: list[Path] = []
     pm_series = generate_uid()
-    for number, (name, c, label) in enumerate(((n, c, lb) for n in maps for c, lb in enumerate(labels)), 1):
-        stored = geometry.map_to_stored(maps[name][c])
-        pm = parametric_map(src, stored, name, label, pm_series, number)
-        written.append(_save(pm, out_dir / f"{stem}_{name}_{label}.pm.dcm", src))
+    for number, (map_name, c, label) in enumerate(((n, c, lb) for n in maps for c, lb in enumerate(labels)), 1):
+        stored = geometry.map_to_stored(maps[map_name][c])
+        pm = parametric_map(src, stored, map_name, label, pm_series, number)
+        written.append(_save(pm, out_dir / f"{stem}_{map_name}_{label}.pm.dcm", src))
     marks = peak_marks(peaks, labels, geometry, probabilities)
     written.append(_save(structured_report(src, marks), out_dir / f"{stem}.sr.dcm", src))
     written.append(_save(presentation_state(src, marks), out_dir / f"{stem}.gsps.dcm", src))
