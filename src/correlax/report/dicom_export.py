@@ -98,7 +98,8 @@ def parametric_map(src: Dataset, stored: np.ndarray, name: str, label: str, seri
     """A Parametric Map of one class's map on the source's stored grid (uint16 with a real-world value mapping)."""
     import highdicom as hd
 
-    lo, hi = VALUE_RANGES.get(name, (float(stored.min()), float(stored.max()) or 1.0))
+    lo, hi = VALUE_RANGES.get(name, (float(stored.min()), float(stored.max())))
+    hi = hi if hi > lo else lo + 1.0  # a constant map of another method
     title = f"{DISPLAY_NAMES.get(label, label)} {MAP_NAMES.get(name, name)}"
     mapping = hd.pm.RealWorldValueMapping(
         lut_label=name[:16], lut_explanation=f"CorRELAX {title}", unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
