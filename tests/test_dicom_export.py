@@ -1,5 +1,6 @@
 """DICOM outputs (Parametric Map, TID 1500 SR, GSPS) land on the stored pixels, flips and MONOCHROME1 included."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,32 @@ def test_source_that_does_not_match_the_maps_names_the_file(tmp_path):
         write_dicom_outputs(path, maps, LABELS, None, {}, geometry, tmp_path / "out")
     with pytest.raises(FileProblem, match=r"nothing\.dcm: cannot read"):
         write_dicom_outputs(tmp_path / "nothing.dcm", maps, LABELS, None, {}, geometry, tmp_path / "out")
+
+
+def test_explain_dicom_writes_the_objects_beside_the_maps(tmp_path):
+    """``correlax explain --dicom`` end to end with a tiny untrained model, a right MONOCHROME1 mammogram
+    that the canonical flip mirrors: the Parametric Map holds the peak's value where the JSON says it is."""
+    import torch
+
+    from correlax.cli.main import main
+    from correlax.models import CheckpointInfo, create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    labels = ("no_finding", "mass", "calcification")
+    info = CheckpointInfo(labels=labels, backbone="tiny", preprocess=PreprocessSettings(canonical_flip=True).to_dict())
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", create_model("tiny", labels), info)
+    path, _ = _source(tmp_path / "right.dcm", right=True, monochrome1=True)
+    out = tmp_path / "out"
+    args = ["explain", "--model", str(ckpt), "--out", str(out), str(path), "--window", "32", "--stride", "16", "--masks", "8"]
+    assert main([*args, "--dicom"]) == 0
+    summary = json.loads((out / "right.json").read_text())
+    assert summary["grid"]["flipped"]
+    source = pydicom.dcmread(path)
+    for label in labels:  # no resampling here: the stored map is the prepared one mirrored, value for value
+        pm = pydicom.dcmread(out / f"right_prediction_{label}.pm.dcm")
+        assert (pm.Rows, pm.Columns) == (source.Rows, source.Columns)
+        mapping = pm.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]
+        peak = summary["peaks"]["prediction"][label]
+        stored = pm.pixel_array[peak["source_y"], peak["source_x"]] * mapping.RealWorldValueSlope
+        assert stored + mapping.RealWorldValueIntercept == pytest.approx(peak["value"], abs=1e-4)
+    assert {p.name for p in out.glob("right*.dcm")} >= {"right.sr.dcm", "right.gsps.dcm"}

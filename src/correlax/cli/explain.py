@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
@@ -32,12 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from correlax.models import CheckpointError, load_checkpoint
     from correlax.pipelines.explain_files import InputError, run_explain
 
+    if args.dicom and importlib.util.find_spec("highdicom") is None:
+        print("correlax explain: --dicom needs highdicom: pip install 'correlax[dicom]'")
+        return 2
     try:
         _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
         settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
         report = run_explain(
             args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
-            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS,
+            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom,
         )  # fmt: skip
     except (CheckpointError, InputError, FileProblem, ValueError) as e:
         print(f"correlax explain: {e}")

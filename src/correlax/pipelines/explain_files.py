@@ -136,6 +136,20 @@ def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_p
     atomic_write_text(out_dir / f"{name}.json", json.dumps(summary, indent=1))
 
 
+def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepared: PreparedImage) -> None:
+    """The DICOM objects of a DICOM input (``correlax[dicom]``): Parametric Maps, SR and GSPS on its pixels;
+    the probability of a class is its highest window probability. Other inputs have no instance to reference."""
+    from correlax.io.discovery import image_kind
+    from correlax.report.dicom_export import write_dicom_outputs
+
+    if image_kind(source) not in ("dicom", "dicom-raw"):
+        return
+    labels = [str(v) for v in entry["labels"]]
+    probabilities = {label: float(np.nanmax(entry["window_prediction"][c])) for c, label in enumerate(labels)}
+    write_dicom_outputs(source, {k: entry[k] for k in ("prediction", "corr_pred")}, labels, probabilities,
+                        peaks(entry, labels, entry["breast_box"], prepared), prepared.geometry, out_dir, name)  # fmt: skip
+
+
 @dataclass
 class ExplainReport:
     done: list[Path] = field(default_factory=list)
@@ -159,6 +173,7 @@ def explain_files(
     model_key: str,
     load: Callable[[Path], PreparedImage],
     say: Callable[[str], None] = print,
+    dicom: bool = False,
 ) -> ExplainReport:
     """Explain each (file, name) not done yet with this model and these settings. A file that fails is
     logged and listed; the batch goes on. The claim of a failed file is kept until the end, so that
@@ -190,6 +205,8 @@ def explain_files(
                 seconds = time.perf_counter() - started
                 store.save(key, entry)
             write_outputs(out_dir, name, path, key, store.path(key), entry, prepared)
+            if dicom:
+                write_dicom_view(out_dir, name, path, entry, prepared)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             log.error("%s", msg)
@@ -227,6 +244,7 @@ def run_explain(
     spacing: float | None = None,
     max_pixels: int = MAX_PIXELS,
     say: Callable[[str], None] = print,
+    dicom: bool = False,
 ) -> ExplainReport:
     """The whole ``correlax explain`` run. Lightning Fabric starts ``devices × num_nodes`` processes; every
     process walks the whole list and claims images one at a time, so the work spreads as images finish.
@@ -249,7 +267,7 @@ def run_explain(
     model_key = model_digest(model, info.preprocess_settings.to_dict())
     report = explain_files(
         files, out_dir, CorrelaxExplainer(model, settings), model_key,
-        lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say,
+        lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say, dicom,
     )  # fmt: skip
     report.passed_over = passed_over
     if fabric.world_size > 1:

@@ -28,6 +28,7 @@ from correlax.io import ImageReadError
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
 from correlax.preprocess import PreprocessSettings, load_prepared
 from correlax.report import ImagePanel, panels_for_image
+from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,13 @@ def explain_and_score(
     progress: Callable[[Iterable], Iterable] = iter,
     explain_dir: Path | None = None,
     spacing: float | None = None,
+    viewer: ViewerWriter | None = None,
 ) -> LocalisationResult:
     """Explain every boxed image of ``records`` with ``methods`` and score both Pointing Game protocols.
 
     ``margin_px``: the reference protocol's box margin (default: the stride). ``spacing`` (mm) stands in
-    for files that state none. A bad image is logged and listed in ``failures``; the others go on.
+    for files that state none. ``viewer`` gets every scored image with its maps, boxes and pointed locations.
+    A bad image is logged and listed in ``failures``; the others go on.
     """
     labels = tuple(model.labels)
     explainers = create_explainers(methods, model, settings)
@@ -125,6 +128,9 @@ def explain_and_score(
              "x": p["reference"].x, "y": p["reference"].y, "value": p["reference"].value}
             for method, per_label in points.items() for label, p in per_label.items()
         ]  # fmt: skip
+        if viewer is not None:
+            peaks = reference_peaks(points)
+            viewer.add(ViewerImage.from_maps(record.image_id, prepared.image[..., 0], maps, labels, boxes, peaks))
         if len(result.panels) < max_panels:
             image_panels = panels_for_image(
                 record.image_id, prepared.image, maps, labels, boxes, points, prepared.breast_box
@@ -171,7 +177,8 @@ def run_pointing_game(
     from correlax.report import write_report
 
     options.setdefault("store_dir", out / "maps")
-    result = explain_and_score(model, preprocess, manifest, records, methods, settings, **options)
+    viewer = ViewerWriter(out / "report", page="viewer.html", title=f"{title}: images")
+    result = explain_and_score(model, preprocess, manifest, records, methods, settings, viewer=viewer, **options)
     margin_px = settings.stride if options.get("margin_px") is None else options["margin_px"]
     geometry = geometry_mm(settings, margin_px, result.spacings)
     metrics: dict = {"title": title, "run": {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}}
@@ -184,5 +191,5 @@ def run_pointing_game(
     metrics["outcomes"] = result.outcomes
     metrics["failures"] = [{"path": p, "reason": r} for p, r in result.failures]
     write_json(out / "metrics.json", metrics)
-    write_report(out / "report", metrics, result.panels)
+    write_report(out / "report", metrics, result.panels, viewer=viewer.finish())
     return metrics, result
