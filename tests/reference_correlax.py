@@ -60,6 +60,17 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return torch.sigmoid(out.logits.double()).numpy(), out.features.double().numpy()
 
 
+def fill_image(win: np.ndarray, fill: str, window: int) -> np.ndarray | float:
+    """What hidden pixels of the (C, W, W) window show."""
+    if fill == "black":
+        return 0.0
+    if fill == "mean":
+        return win.mean(axis=(1, 2), keepdims=True)
+    sigma = window / 16
+    size = 2 * math.ceil(3 * sigma) + 1
+    return np.stack([cv2.GaussianBlur(c, (size, size), sigma, borderType=cv2.BORDER_REFLECT_101) for c in win])
+
+
 def reference_correlax(
     model,
     image: torch.Tensor,
@@ -68,9 +79,11 @@ def reference_correlax(
     stride: int,
     masks_for: Callable[[int], np.ndarray],
     masks_per_forward: int = 32,
+    fill: str = "black",
 ) -> dict[str, np.ndarray]:
     """Statistics and maps of §4–§6. ``masks_for(window_index)`` gives that window's (K, g, g) cell grids,
-    window_index = i * gw + j on the (gh, gw) grid."""
+    window_index = i * gw + j on the (gh, gw) grid. Hidden pixels show ``fill``: black, the window's
+    channel means, or the window blurred with σ = W/16 (OpenCV, reflected border)."""
     x0, y0, x1, y1 = box
     img = image.double().numpy()
     crop = img[:, y0:y1, x0:x1]
@@ -83,6 +96,8 @@ def reference_correlax(
     corr_pred = np.zeros((n_labels, gh, gw))
     corr_dist = np.zeros((gh, gw))
     relax_total = np.zeros(padded.shape[1:])
+    centred_total = np.zeros(padded.shape[1:])
+    uncertainty_total = np.zeros(padded.shape[1:])
     rise_total = np.zeros((n_labels,) + padded.shape[1:])
     count = np.zeros(padded.shape[1:])
     for i in range(gh):
@@ -94,7 +109,8 @@ def reference_correlax(
             masks = np.stack([upsample_mask(c, window) for c in masks_for(i * gw + j)])
             probs, feats = [], []
             for k in range(0, len(masks), masks_per_forward):
-                pk, zk = run(model, win[None] * masks[k : k + masks_per_forward, None])
+                m = masks[k : k + masks_per_forward, None]
+                pk, zk = run(model, win[None] * m + fill_image(win, fill, window) * (1 - m))
                 probs.append(pk)
                 feats.append(zk)
             probs, feats = np.concatenate(probs), np.concatenate(feats)
@@ -106,9 +122,13 @@ def reference_correlax(
                 corr_pred[c, i, j] = pearson(d, probs[:, c])
             msum = masks.sum(0)
             safe = np.where(msum > 0, msum, 1)
-            relax_total[top : top + window, left : left + window] += np.where(
-                msum > 0, np.tensordot(d, masks, 1) / safe, 0
+            relax = np.where(msum > 0, np.tensordot(d, masks, 1) / safe, 0)
+            relax_total[top : top + window, left : left + window] += relax
+            centred_total[top : top + window, left : left + window] += np.where(
+                msum > 0, np.tensordot(d - d.mean(), masks, 1) / safe, 0
             )
+            spread = np.einsum("k,kyx->yx", d * d, masks) / safe - relax**2
+            uncertainty_total[top : top + window, left : left + window] += np.where(msum > 0, spread, 0)
             rise_total[:, top : top + window, left : left + window] += np.where(
                 msum > 0, np.tensordot(probs.T, masks, 1) / safe, 0
             )
@@ -130,5 +150,7 @@ def reference_correlax(
         "corr_pred": np.stack([to_image(smooth(corr_pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "corr_dist": to_image(smooth(corr_dist, window, stride, (hc, wc))),
         "relax": finer(relax_total),
+        "relax_centred": finer(centred_total),
+        "relax_uncertainty": finer(uncertainty_total),
         "rise": np.stack([finer(rise_total[c]) for c in range(n_labels)]),
     }

@@ -11,7 +11,8 @@ from torch import nn
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.base import Explainer
 from correlax.explain.kernel import overlap_kernel
-from correlax.explain.masks import mask_grids
+from correlax.explain import engine
+from correlax.explain.masks import apply_masks, mask_grids, upsample
 from correlax.explain.stats import PearsonSums
 from correlax.models.contract import ClassifierOutput
 
@@ -25,7 +26,10 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-STATS = ("window_prediction", "window_corr_pred", "window_corr_dist", "prediction", "corr_pred", "corr_dist", "relax", "rise")
+STATS = (
+    "window_prediction", "window_corr_pred", "window_corr_dist", "prediction", "corr_pred", "corr_dist",
+    "relax", "relax_centred", "relax_uncertainty", "rise",
+)  # fmt: skip
 
 
 class TinyNet(nn.Module):
@@ -221,7 +225,7 @@ def test_attribute_is_an_explainer():
     explainer = CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=8))
     assert isinstance(explainer, Explainer)
     maps = explainer.attribute(_image(40, 48))
-    assert set(maps) == {"correlax-prediction", "correlax-correlation", "relax", "rise"}
+    assert set(maps) == {"correlax-prediction", "correlax-correlation", "relax", "relax-centred", "relax-uncertainty", "rise"}
     for m in maps.values():
         assert m.shape == (3, 40, 48) and m.dtype == np.float32 and np.isfinite(m).all()
 
@@ -256,3 +260,48 @@ def test_bad_inputs_are_named():
         explainer.explain(_image(40, 40), breast_box=(0, 0, 50, 40))
     with pytest.raises(ValueError, match="stride"):
         CorrelaxSettings(window=16, stride=12)
+
+
+@pytest.mark.parametrize("fill", ["mean", "blur"])
+def test_other_mask_fills_equal_reference(fill):
+    model = TinyNet().eval()
+    image = _image(64, 80)
+    bank = (torch.rand(16, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    settings = CorrelaxSettings(window=32, stride=16, n_masks=16, batch_size=50, mask_fill=fill)
+    result = CorrelaxExplainer(model, settings, mask_bank=bank).explain(image, breast_box=(5, 3, 71, 60))
+    ref = reference_correlax(model, image, (5, 3, 71, 60), 32, 16, lambda _: bank.numpy(), fill=fill)
+    _compare(result, ref)
+    black = CorrelaxExplainer(model, settings.replace(mask_fill="black"), mask_bank=bank).explain(image, (5, 3, 71, 60))
+    assert np.abs(result.window_corr_pred - black.window_corr_pred).max() > 1e-3  # the fill changes something
+
+
+def test_black_fill_is_the_plain_product(monkeypatch):
+    """The default fill runs exactly the masking of before the fill setting existed: x · m."""
+    views = torch.rand(4, 3, 16, 16)
+    masks = upsample(mask_grids(0, torch.arange(4), torch.arange(4), 8, 0.5), 16)
+    assert torch.equal(apply_masks(views, masks, "black"), views * masks)
+    model, image = TinyNet().eval(), _image(48, 48)
+    settings = CorrelaxSettings(window=16, stride=8, n_masks=8)
+    assert settings.mask_fill == "black"
+    now = CorrelaxExplainer(model, settings).explain(image)
+    monkeypatch.setattr(engine, "apply_masks", lambda v, m, *_: v * m)
+    before = CorrelaxExplainer(model, settings).explain(image)
+    for name, value in now.arrays().items():
+        assert np.array_equal(value, before.arrays()[name]), name
+    with pytest.raises(ValueError, match="mask_fill"):
+        CorrelaxSettings(mask_fill="grey")
+
+
+def test_centred_relax_leaves_out_the_padding():
+    """Plain relax peaks where windows are mostly padding (every mask keeps d near 1); centred per window,
+    the map peaks on the planted blob."""
+    h, w = 96, 128
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    grey = torch.where((yy - 50) ** 2 + (xx - 70) ** 2 <= 36, 1.0, 0.3)
+    image = grey.expand(3, h, w).clone()
+    result = CorrelaxExplainer(BlobNet(), CorrelaxSettings(window=32, stride=8, n_masks=48)).explain(image, (0, 0, w, h))
+    py, px = np.unravel_index(np.argmax(result.relax_centred), (h, w))
+    assert abs(py - 50) <= 8 and abs(px - 70) <= 8, (py, px)
+    py, px = np.unravel_index(np.argmax(result.relax), (h, w))
+    assert abs(py - 50) > 16 or abs(px - 70) > 16, (py, px)  # what the centring fixes
+    assert result.relax_uncertainty.min() >= 0 and result.relax_uncertainty.max() > 0

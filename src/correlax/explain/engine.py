@@ -1,8 +1,8 @@
 """The batched CorRELAX engine (docs/method.md §5): windows × masks in large forward batches, statistics from sums.
 
 Per window it keeps the unmasked probabilities p and features z, and, over its masks,
-running sums for the Pearson statistics and the finer maps' cell sums (Σ d_k·g_k, Σ P_k·g_k,
-Σ g_k with g_k the mask's 8×8 grid: the masks are linear upsamplings of the grids, so the
+running sums for the Pearson statistics and the finer maps' cell sums (Σ d_k·g_k, Σ (d_k − 1)²·g_k,
+Σ P_k·g_k, Σ g_k with g_k the mask's 8×8 grid: the masks are linear upsamplings of the grids, so the
 per-pixel sums are the upsampled cell sums).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from correlax.explain.masks import mask_grids, upsample
+from correlax.explain.masks import apply_masks, mask_grids, upsample
 from correlax.explain.runner import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
 from correlax.explain.stats import PearsonSums
@@ -28,7 +28,9 @@ class WindowStats:
     corr_pred: torch.Tensor  # (N, L) Pearson(d, P_c)
     corr_dist: torch.Tensor  # (N,) Pearson(d, q)
     n_masks: torch.Tensor  # (N,) masks used
+    mean_dist: torch.Tensor  # (N,) mean of d_k over the window's masks
     relax_sum: torch.Tensor  # (N, g, g) Σ d_k g_k
+    relax_sq_sum: torch.Tensor  # (N, g, g) Σ (d_k − 1)² g_k (shifted by 1 like the Pearson sums)
     rise_sum: torch.Tensor  # (N, L, g, g) Σ P_k,c g_k
     mask_sum: torch.Tensor  # (N, g, g) Σ g_k
 
@@ -85,6 +87,7 @@ def window_statistics(
 
     sums = PearsonSums.zeros(n, n_labels + 1, dev)  # y series: P_c (L of them), then q
     relax_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
+    relax_sq_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
     rise_sum = torch.zeros(n, n_labels, g, g, dtype=torch.float64, device=dev)
     mask_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
     bank = mask_bank.to(dev, torch.float32) if mask_bank is not None else None
@@ -100,7 +103,8 @@ def window_statistics(
             else:
                 wid = torch.zeros_like(rows) if settings.shared_masks else ids[rows]
                 grids = mask_grids(settings.seed, wid, k, g, settings.keep_prob)
-            return gather(ids[rows]) * upsample(grids, size), (rows, grids)
+            views = apply_masks(gather(ids[rows]), upsample(grids, size), settings.mask_fill, g)
+            return views, (rows, grids)
 
         def consume(a, b, probs, feats, extra):
             rows, grids = extra
@@ -110,6 +114,7 @@ def window_statistics(
             sums.add(rows, d - 1, torch.cat([probs - p0[rows], (q - 1)[:, None]], dim=1))
             gd = grids.double()
             relax_sum.index_add_(0, rows, d[:, None, None] * gd)
+            relax_sq_sum.index_add_(0, rows, ((d - 1) ** 2)[:, None, None] * gd)
             rise_sum.index_add_(0, rows, probs[:, :, None, None] * gd[:, None])
             mask_sum.index_add_(0, rows, gd)
             report(b - a)
@@ -127,7 +132,9 @@ def window_statistics(
         corr_pred=corr[:, :n_labels],
         corr_dist=corr[:, n_labels],
         n_masks=sums.n.long(),
+        mean_dist=(sums.sx / sums.n.clamp(min=1) + 1).float(),
         relax_sum=relax_sum,
+        relax_sq_sum=relax_sq_sum,
         rise_sum=rise_sum,
         mask_sum=mask_sum,
     )

@@ -41,8 +41,10 @@ class CorrelaxResult:
     window_corr_dist: np.ndarray  # (gh, gw)
     window_tissue: np.ndarray  # (gh, gw) fraction of breast pixels
     window_masks: np.ndarray  # (gh, gw) masks run (0: skipped)
-    # finer-map cell sums, per window: Σ d_k g_k, Σ P_k,c g_k, Σ g_k
+    window_mean_dist: np.ndarray  # (gh, gw) mean d_k over the window's masks
+    # finer-map cell sums, per window: Σ d_k g_k, Σ (d_k − 1)² g_k, Σ P_k,c g_k, Σ g_k
     cell_relax_sum: np.ndarray  # (gh, gw, g, g)
+    cell_relax_sq_sum: np.ndarray  # (gh, gw, g, g)
     cell_rise_sum: np.ndarray  # (L, gh, gw, g, g)
     cell_mask_sum: np.ndarray  # (gh, gw, g, g)
     # whole-image maps
@@ -50,6 +52,8 @@ class CorrelaxResult:
     corr_pred: np.ndarray  # (L, H, W)
     corr_dist: np.ndarray  # (H, W)
     relax: np.ndarray  # (H, W)
+    relax_centred: np.ndarray  # (H, W) relax less each window's mean d: Σ (d_k − d̄) m_k / Σ m_k
+    relax_uncertainty: np.ndarray  # (H, W) RELAX's uncertainty: Σ (d_k − relax)² m_k / Σ m_k, per window
     rise: np.ndarray  # (L, H, W)
     passes: int  # forward passes run (unmasked + masked)
     seconds: float
@@ -150,13 +154,17 @@ class CorrelaxExplainer(MapExplainer):
         corr_dist = scatter(get("corr_dist"))
         n_masks = scatter(get("n_masks"))
         relax_sum = scatter(get("relax_sum"), g, g)
+        relax_sq_sum = scatter(get("relax_sq_sum"), g, g)
+        mean_dist = scatter(get("mean_dist"))
         rise_sum = scatter(get("rise_sum"), n_labels, g, g)
         mask_sum = scatter(get("mask_sum"), g, g)
 
         smoothed = smooth_grid(torch.cat([pred, corr_pred, corr_dist[None]]), grid)
-        finer = overlap_average(torch.cat([relax_sum[:, :, None], rise_sum], dim=2), mask_sum, grid)
+        centred, centred_sq = centred_relax_sums(relax_sum, relax_sq_sum, mask_sum, mean_dist)
+        finer = overlap_average(torch.cat([relax_sum[:, :, None], centred[:, :, None], rise_sum], dim=2), mask_sum, grid)
+        spread = overlap_average(torch.stack([centred, centred_sq], dim=2), mask_sum, grid, weighted_variance)
         h, w = hw
-        maps = place(torch.cat([smoothed, finer]), grid.box, h, w)
+        maps = place(torch.cat([smoothed, finer, spread]), grid.box, h, w)
         L = n_labels
         return CorrelaxResult(
             labels=self.labels,
@@ -167,14 +175,18 @@ class CorrelaxExplainer(MapExplainer):
             window_corr_dist=_numpy(corr_dist),
             window_tissue=_numpy(frac),
             window_masks=n_masks.cpu().numpy().astype(np.int32),
+            window_mean_dist=_numpy(mean_dist),
             cell_relax_sum=_numpy(relax_sum),
+            cell_relax_sq_sum=_numpy(relax_sq_sum),
             cell_rise_sum=_numpy(rise_sum.permute(2, 0, 1, 3, 4)),
             cell_mask_sum=_numpy(mask_sum),
             prediction=_numpy(maps[:L]),
             corr_pred=_numpy(maps[L : 2 * L]),
             corr_dist=_numpy(maps[2 * L]),
             relax=_numpy(maps[2 * L + 1]),
-            rise=_numpy(maps[2 * L + 2 :]),
+            relax_centred=_numpy(maps[2 * L + 2]),
+            rise=_numpy(maps[2 * L + 3 : 3 * L + 3]),
+            relax_uncertainty=_numpy(maps[3 * L + 3]),
             passes=0,
             seconds=0.0,
         )
@@ -196,12 +208,35 @@ class CorrelaxExplainer(MapExplainer):
         return method_maps(entry)
 
 
+def centred_relax_sums(
+    relax_sum: torch.Tensor, relax_sq_sum: torch.Tensor, mask_sum: torch.Tensor, mean_dist: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-window cell sums of d_k − d̄ and (d_k − d̄)² (float64, from Σ d g, Σ (d − 1)² g, Σ g and d̄).
+
+    Centring removes what every mask of a window shares: a window that is mostly padding has d_k ≈ 1
+    for every mask, so the plain relax map peaks there; centred, such a window contributes ≈ 0.
+    """
+    e = (mean_dist.double() - 1)[..., None, None]
+    shifted = relax_sum - mask_sum  # Σ (d_k − 1) g_k
+    return shifted - e * mask_sum, relax_sq_sum - 2 * e * shifted + e * e * mask_sum
+
+
+def weighted_variance(means: torch.Tensor) -> torch.Tensor:
+    """(B, 2, W, W) per-pixel weighted means of v and v² -> (B, 1, W, W) variance E[v²] − E[v]²."""
+    return (means[:, 1:2] - means[:, 0:1] ** 2).clamp(min=0)
+
+
+# optional maps: whole-image arrays saved before they existed lack them
+EXTRA_RELAX_MAPS = {"relax-centred": "relax_centred", "relax-uncertainty": "relax_uncertainty"}
+
+
 def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a saved .npz)."""
     prediction = arrays["prediction"]
+    single = {"relax": "relax", **{m: k for m, k in EXTRA_RELAX_MAPS.items() if k in arrays}}
     return {
         "correlax-prediction": prediction,
         "correlax-correlation": arrays["corr_pred"],
-        "relax": np.broadcast_to(arrays["relax"], prediction.shape).copy(),
+        **{m: np.broadcast_to(arrays[k], prediction.shape).copy() for m, k in single.items()},
         "rise": arrays["rise"],
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -79,14 +81,22 @@ class OverlapAverage:
         return avg[:, half : half + hc, half : half + wc]
 
 
-def overlap_average(num: torch.Tensor, den: torch.Tensor, grid: WindowGrid) -> torch.Tensor:
+def overlap_average(
+    num: torch.Tensor,
+    den: torch.Tensor,
+    grid: WindowGrid,
+    per_window: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Finer maps: each window's pixel map is U(num)/U(den), the bilinear upsampling of its cell sums
     (U is linear, so this is the per-pixel Σ v_k m_k / Σ m_k); maps are averaged where windows overlap.
     Windows without masks (skipped) take no part: a pixel that only they cover is 0.
+    ``per_window`` maps each window's (gw, C, W, W) weighted means to the (gw, C', W, W) values averaged
+    instead (for a statistic that is not linear in the sums, such as a variance).
 
-    num (gh, gw, C, g, g), den (gh, gw, g, g) -> (C, Hc, Wc) on the crop's pixels.
+    num (gh, gw, C, g, g), den (gh, gw, g, g) -> (C', Hc, Wc) on the crop's pixels.
     """
-    gh, gw, c, g, _ = num.shape
+    gh, gw, c_in, g, _ = num.shape
+    c = per_window(num.new_zeros(1, c_in, 1, 1)).shape[1] if per_window is not None else c_in
     w = grid.window
     stitched = OverlapAverage(grid, c, num.device)
     ran = den.sum(dim=(2, 3)) > 0
@@ -94,8 +104,9 @@ def overlap_average(num: torch.Tensor, den: torch.Tensor, grid: WindowGrid) -> t
         ids = torch.nonzero(ran[i]).flatten()
         if len(ids) == 0:
             continue
-        up_num = upsample(num[i, ids].reshape(len(ids) * c, g, g), w).view(len(ids), c, w, w)
+        up_num = upsample(num[i, ids].reshape(len(ids) * c_in, g, g), w).view(len(ids), c_in, w, w)
         up_den = upsample(den[i, ids], w)  # (n, 1, W, W)
-        per_window = torch.where(up_den > 0, up_num / up_den.clamp(min=1e-12), 0.0)
-        stitched.add(ids + i * gw, per_window)
+        means = torch.where(up_den > 0, up_num / up_den.clamp(min=1e-12), 0.0)
+        values = per_window(means) * (up_den > 0) if per_window is not None else means
+        stitched.add(ids + i * gw, values)
     return stitched.result()

@@ -1,4 +1,5 @@
-"""RELAX masks (docs/method.md §5): an 8x8 grid of cells kept with probability p, bilinearly upsampled.
+"""RELAX masks (docs/method.md §5): an 8x8 grid of cells kept with probability p, bilinearly upsampled, and
+how a mask is applied to a view: ``x·m + fill·(1 − m)`` with a black (the paper's), mean or blurred fill.
 
 The cells are drawn from a counter-based hash of (seed, window, mask, cell) rather than a
 stateful generator, so a mask depends only on those four numbers: the same on CPU and GPU,
@@ -7,8 +8,13 @@ whatever the batch size or the order in which windows and masks are run.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2.functional import gaussian_blur
+
+MASK_FILLS = ("black", "mean", "blur")
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MUL1 = 0xBF58476D1CE4E5B9
@@ -48,3 +54,23 @@ def mask_grids(
 def upsample(grids: torch.Tensor, size: int) -> torch.Tensor:
     """(B, g, g) cell grids -> (B, 1, size, size) masks, bilinear, align_corners=False."""
     return F.interpolate(grids[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+
+
+def fill_of(views: torch.Tensor, fill: str, grid: int) -> torch.Tensor:
+    """What hidden pixels of the (B, C, W, W) ``views`` show: their per-channel mean ("mean", (B, C, 1, 1)),
+    or a Gaussian-blurred copy ("blur", σ = half a mask cell, W / (2·grid) px)."""
+    if fill == "mean":
+        return views.mean(dim=(-2, -1), keepdim=True)
+    if fill == "blur":
+        sigma = views.shape[-1] / (2 * grid)
+        size = 2 * math.ceil(3 * sigma) + 1
+        return gaussian_blur(views, [size, size], [sigma, sigma])
+    raise ValueError(f"mask fill must be one of {MASK_FILLS}, got {fill!r}")
+
+
+def apply_masks(views: torch.Tensor, masks: torch.Tensor, fill: str = "black", grid: int = 8) -> torch.Tensor:
+    """Masked views ``x·m + fill·(1 − m)``: (B, C, W, W) views, (B, 1, W, W) masks in [0, 1].
+    "black" is the plain product ``x·m`` (the paper's masking)."""
+    if fill == "black":
+        return views * masks
+    return views * masks + fill_of(views, fill, grid) * (1 - masks)

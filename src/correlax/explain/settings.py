@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from correlax.explain.masks import MASK_FILLS
 from correlax.settings import DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -36,6 +37,7 @@ class CorrelaxSettings(DictSettings):
     min_tissue: float = 0.0
     se_tol: float = 0.0
     mask_round: int = 64
+    mask_fill: str = "black"  # what hidden pixels show: black (the paper's), the window's mean, or a blurred copy
 
     def __post_init__(self) -> None:
         if self.window <= 0 or self.window % 2:
@@ -50,6 +52,8 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.mask_fill not in MASK_FILLS:
+            raise ValueError(f"mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
         if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
 
