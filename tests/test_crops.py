@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from correlax.crops import CropDataset, CropSettings, PreparedCache, crop_labels, extract_crop, plan_crops
 from correlax.crops.sampler import box_area, box_center, contains_point, intersection_area, sample_box_crops, sample_normal_crops
@@ -104,3 +105,48 @@ def test_dataset_targets_cache_and_failures(tmp_path):
 
     only_mass = CropDataset(manifest, manifest.records, ("mass",), again, 32, settings, seed=3)
     assert len(only_mass) == 6 and only_mass.targets.min() == 1
+
+
+def test_mask_augmentation_masks_the_chosen_crops_and_keeps_labels(tmp_path):
+    from correlax.crops import MaskAugmentation
+    from correlax.explain.masks import mask_grids, upsample
+
+    manifest = _write_toy(tmp_path)
+    settings = CropSettings(crops_per_box=3, crops_per_normal_image=2, normal_side_range=(10.0, 30.0))
+    cache = PreparedCache(PreprocessSettings())
+    labels = ("no_finding", "mass")
+    plain = CropDataset(manifest, manifest.records, labels, cache, 32, settings, seed=3)
+    normal = [i for i, c in enumerate(plain.crops) if c.labels == ("no_finding",)]
+    lesion = [i for i in range(len(plain)) if i not in normal]
+
+    def masked_share(aug: MaskAugmentation, rows: list[int], repeats: int = 20) -> float:
+        data = CropDataset(manifest, manifest.records, labels, cache, 32, settings, seed=3, mask_aug=aug)
+        changed = 0
+        for i in rows * repeats:
+            x, y = data[i]
+            x0, y0 = plain[i]
+            assert torch.equal(y, y0)  # labels unchanged
+            changed += not torch.equal(x, x0)
+        return changed / (len(rows) * repeats)
+
+    torch.manual_seed(0)
+    assert masked_share(MaskAugmentation(1.0), normal) == 1.0
+    assert masked_share(MaskAugmentation(1.0), lesion) == 0.0  # default: No Finding crops only
+    assert masked_share(MaskAugmentation(1.0, on="all"), lesion) == 1.0
+    assert 0.3 < masked_share(MaskAugmentation(0.5, on="all"), list(range(len(plain)))) < 0.7
+    assert masked_share(MaskAugmentation(0.0, on="all"), lesion) == 0.0
+
+    # a masked crop is the explainer's masking of it: one of mask_grids' 8x8 grids, upsampled, applied with the fill
+    x0 = plain[normal[0]][0]
+    for fill in ("black", "mean"):
+        torch.manual_seed(1)
+        x = MaskAugmentation(1.0, fill=fill, seed=5)(x0, normal=True)
+        torch.manual_seed(1)
+        torch.rand(())
+        window_id, mask_id = torch.randint(0, 1 << 62, (2, 1))
+        m = upsample(mask_grids(5, window_id, mask_id, 8, 0.5), 32)[0]
+        assert 0 < m.mean() < 1
+        expected = x0 * m if fill == "black" else x0 * m + x0.mean(dim=(1, 2), keepdim=True) * (1 - m)
+        torch.testing.assert_close(x, expected)
+    with pytest.raises(ValueError, match="fraction"):
+        MaskAugmentation(1.5)

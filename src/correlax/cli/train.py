@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from correlax.crops.masking import MASK_AUG_CROPS
+from correlax.explain.masks import MASK_FILLS
 from correlax.models.presets import PRESETS
 
 log = logging.getLogger(__name__)
@@ -18,15 +20,8 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train",
-        help="train the crop classifier on a manifest",
-        description="Train on multi-scale crops of a manifest's 'train' split, validate on 'val' (or a patient-wise "
-        "part of 'train'), and export RUN/model.safetensors, which 'correlax evaluate' and 'correlax explain' take.",
-    )
-    p.add_argument("--data", required=True, help="manifest JSON")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, exported model, cache)")
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """The training options shared by ``train`` and ``crossval``."""
     p.add_argument("--backbone", default="paper", help=f"preset ({', '.join(f'{k}={v}' for k, v in PRESETS.items())}) or any timm model name")
     p.add_argument("--pretrained", default="imagenet", type=_pretrained, help="imagenet (default), none, or a local weights file")
     p.add_argument("--head", default="reference", choices=("reference", "linear"))
@@ -51,30 +46,53 @@ def register(subparsers) -> None:
     p.add_argument("--precision", help="Lightning precision (default: bf16/16 mixed on GPU, 32 on CPU)")
     p.add_argument("--cache-dir", help="folder for prepared images (default RUN/cache)")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--mask-aug", type=float, default=0.0,
+                   help="fraction of the crops masked as CorRELAX masks them (default: 0)")  # fmt: skip
+    p.add_argument("--mask-aug-fill", choices=MASK_FILLS, default="black", help="fill of the masked pixels")
+    p.add_argument("--mask-aug-on", choices=MASK_AUG_CROPS, default="normal",
+                   help="crops that may be masked: No Finding crops only (default) or all")  # fmt: skip
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the crop classifier on a manifest",
+        description="Train on multi-scale crops of a manifest's 'train' split, validate on 'val' (or a patient-wise "
+        "part of 'train'), and export RUN/model.safetensors, which 'correlax evaluate' and 'correlax explain' take.",
+    )
+    p.add_argument("--data", required=True, help="manifest JSON")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, exported model, cache)")
+    add_train_options(p)
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.ckpt")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace, data: str, out: str):
+    """The :class:`~correlax.training.TrainConfig` that the training options ask for."""
     from correlax.crops import CropSettings
     from correlax.preprocess import PreprocessSettings
-    from correlax.training import TrainConfig, train
+    from correlax.training import TrainConfig
 
     settings = PreprocessSettings(not args.no_clahe, args.canonical_flip, args.target_spacing)
     crops = CropSettings(crops_per_box=args.crops_per_box, crops_per_normal_image=args.crops_per_normal_image)
-    config = TrainConfig(
-        data=args.data, out=args.out, backbone=args.backbone, pretrained=args.pretrained, head=args.head,
+    return TrainConfig(
+        data=data, out=out, backbone=args.backbone, pretrained=args.pretrained, head=args.head,
         labels=tuple(args.labels) if args.labels else None, input_size=args.input_size,
         preprocess=settings.to_dict(), crops=crops.__dict__.copy(), epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
         num_workers=args.workers, accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
         strategy=args.strategy, precision=args.precision, cache_dir=args.cache_dir, resume=args.resume,
-        augment=not args.no_augment,
+        augment=not args.no_augment, mask_aug=args.mask_aug, mask_aug_fill=args.mask_aug_fill,
+        mask_aug_on=args.mask_aug_on,
     )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
     from correlax.errors import FileProblem
+    from correlax.training import train
 
     try:
-        path = train(config)
+        path = train(train_config(args, args.data, args.out))
     except (ValueError, RuntimeError, FileProblem) as e:
         log.error("%s", e)
         return 1

@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from correlax.crops.masking import MaskAugmentation
 from correlax.crops.sampler import Box, CropSettings, extract_crop, plan_crops
 from correlax.data.records import ImageRecord, Manifest
 from correlax.fileio import atomic_write_bytes
 from correlax.io import ImageReadError
+from correlax.labels import NO_FINDING
 from correlax.preprocess import PreprocessSettings, breast_mask, load_prepared
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ class CropDataset(Dataset):
 
     Crops are planned with a generator seeded by ``(seed, record index)`` and cut out once. Images that
     cannot be read are skipped and listed in :attr:`failures` as ``(path, reason)``. Crops whose labels
-    are all outside ``labels`` are dropped.
+    are all outside ``labels`` are dropped. ``mask_aug`` masks crops after ``transform``.
     """
 
     def __init__(
@@ -130,9 +132,11 @@ class CropDataset(Dataset):
         crop_settings: CropSettings = CropSettings(),
         seed: int = 0,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        mask_aug: MaskAugmentation | None = None,
     ):
         self.labels = tuple(labels)
         self.transform = transform
+        self.mask_aug = mask_aug
         self.failures: list[tuple[str, str]] = []
         self.crops: list[CropInfo] = []
         self.spacings: list[tuple[float, float]] = []
@@ -165,6 +169,8 @@ class CropDataset(Dataset):
         x = torch.from_numpy(np.ascontiguousarray(self.bank[i])).permute(2, 0, 1).float() / 255.0
         if self.transform is not None:
             x = self.transform(x)
+        if self.mask_aug is not None:
+            x = self.mask_aug(x, normal=self.crops[i].labels == (NO_FINDING,))
         return x, self.targets[i]
 
     def sample_weights(self) -> torch.Tensor:

@@ -127,23 +127,46 @@ def _clip_box(box: Box, w: int, h: int) -> Box | None:
     return (bx0, by0, bx1, by1) if bx0 <= bx1 and by0 <= by1 else None
 
 
-def _per_class(hits: Mapping[str, int], counts: Mapping[str, int], labels: Sequence[str]) -> dict:
+Outcome = dict[str, dict[str, bool]]  # one image: {label: {"reference": hit, "standard": hit}}
+PROTOCOLS = ("reference", "standard")
+
+
+def _per_class(outcomes: Sequence[Outcome], protocol: str, labels: Sequence[str]) -> dict:
     out = {}
     for label in labels:
-        n = counts.get(label, 0)
-        if n:
-            lo, hi = wilson_interval(hits[label], n)
-            out[label] = {"hits": hits[label], "n": n, "acc": hits[label] / n, "ci95": [lo, hi]}
+        scored = [image[label][protocol] for image in outcomes if label in image]
+        if scored:
+            hits, n = int(sum(scored)), len(scored)
+            lo, hi = wilson_interval(hits, n)
+            out[label] = {"hits": hits, "n": n, "acc": hits / n, "ci95": [lo, hi]}
     return out
+
+
+def summarise_outcomes(outcomes: Sequence[Outcome], labels: Sequence[str]) -> dict:
+    """Per-class hits, n, accuracy and Wilson interval of both protocols, the reference "average"
+    (total hits / images) and the class means, from per-image outcomes (one method)."""
+    ref = _per_class(outcomes, "reference", labels)
+    std = _per_class(outcomes, "standard", labels)
+    hits = sum(v["hits"] for v in ref.values())
+    return {
+        "n_images": len(outcomes),
+        "reference": {
+            "per_class": ref,
+            "average": hits / len(outcomes) if outcomes else None,
+            "class_mean": _mean(v["acc"] for v in ref.values()),
+        },
+        "standard": {"per_class": std, "class_mean": _mean(v["acc"] for v in std.values())},
+    }
 
 
 class PointingGameScorer:
     """Streams images of one method through both protocols.
 
     ``add`` scores one image and returns its points ({label: {"reference": Point, "standard": Point}}),
-    for panels; ``result`` gives the metrics.json block of the method. Labels carrying no box in an image,
-    and ``no_finding``, are not scored; an image counts when at least one of its classes is scored.
-    Box labels the model does not know are counted under ``"unscored_boxes"``.
+    for panels; ``result`` gives the metrics.json block of the method, with every scored image's hits
+    under ``"outcomes"`` (in the order scored, with its id when ``add`` was given one) for paired tests.
+    Labels carrying no box in an image, and ``no_finding``, are not scored; an image counts when at
+    least one of its classes is scored. Box labels the model does not know are counted under ``"unscored_boxes"``.
     """
 
     def __init__(
@@ -161,10 +184,8 @@ class PointingGameScorer:
         self.margin_px = margin_px
         self.tolerance_px = tolerance_px
         self.tolerance_mm = tolerance_mm
-        self.n_images = 0
-        self.counts = dict.fromkeys(self.labels, 0)
-        self.ref_hits = dict.fromkeys(self.labels, 0)
-        self.std_hits = dict.fromkeys(self.labels, 0)
+        self.outcomes: list[Outcome] = []
+        self.image_ids: list[str | None] = []
         self.unscored: dict[str, int] = {}
 
     def add(
@@ -173,6 +194,7 @@ class PointingGameScorer:
         boxes_by_label: Mapping[str, Sequence[Box]],
         breast_box: IntBox | None = None,
         spacing: tuple[float, float] | None = None,
+        image_id: str | None = None,
     ) -> dict[str, dict[str, Point]]:
         """Score one image: ``maps`` (L, H, W) in this scorer's label order, boxes in the same pixels,
         ``spacing`` (row, col) in mm per pixel of the maps (needed only with ``tolerance_mm``)."""
@@ -188,38 +210,23 @@ class PointingGameScorer:
         for label, boxes in boxes_by_label.items():
             if label == NO_FINDING or not boxes:
                 continue
-            if label not in self.counts:
+            if label not in self.labels:
                 self.unscored[label] = self.unscored.get(label, 0) + 1
                 continue
             heatmap = maps[self.labels.index(label)]
             ref = point_reference(heatmap, boxes, breast_box, self.margin_px, self.threshold)
             std = point_standard(heatmap, boxes, tolerance, units)
-            self.counts[label] += 1
-            self.ref_hits[label] += ref.hit
-            self.std_hits[label] += std.hit
             points[label] = {"reference": ref, "standard": std}
-        self.n_images += bool(points)
+        if points:
+            self.outcomes.append({label: {p: pt[p].hit for p in PROTOCOLS} for label, pt in points.items()})
+            self.image_ids.append(image_id)
         return points
 
     def result(self) -> dict:
-        ref = _per_class(self.ref_hits, self.counts, self.labels)
-        std = _per_class(self.std_hits, self.counts, self.labels)
-        out = {
-            "n_images": self.n_images,
-            "reference": {
-                "per_class": ref,
-                "average": sum(self.ref_hits.values()) / self.n_images if self.n_images else None,
-                "class_mean": _mean(v["acc"] for v in ref.values()),
-                "threshold": self.threshold,
-                "margin_px": self.margin_px,
-            },
-            "standard": {
-                "per_class": std,
-                "class_mean": _mean(v["acc"] for v in std.values()),
-                "tolerance_px": self.tolerance_px,
-                "tolerance_mm": self.tolerance_mm,
-            },
-        }
+        out = summarise_outcomes(self.outcomes, self.labels)
+        out["reference"].update(threshold=self.threshold, margin_px=self.margin_px)
+        out["standard"].update(tolerance_px=self.tolerance_px, tolerance_mm=self.tolerance_mm)
+        out["outcomes"] = [{"image_id": i, **o} for i, o in zip(self.image_ids, self.outcomes)]
         if self.unscored:
             out["unscored_boxes"] = dict(self.unscored)
         return out
@@ -262,10 +269,11 @@ class MultiMethodScorer:
         boxes_by_label: Mapping[str, Sequence[Box]],
         breast_box: IntBox | None = None,
         spacing: tuple[float, float] | None = None,
+        image_id: str | None = None,
     ) -> dict[str, dict[str, dict[str, Point]]]:
         """Score one image under every method; returns {method: {label: {protocol: Point}}}."""
         return {
-            method: self._scorer(method).add(maps, boxes_by_label, breast_box, spacing)
+            method: self._scorer(method).add(maps, boxes_by_label, breast_box, spacing, image_id)
             for method, maps in maps_by_method.items()
         }
 

@@ -7,7 +7,7 @@ import logging
 import torch
 from torchvision.transforms import v2
 
-from correlax.crops import CropDataset, CropSettings, PreparedCache
+from correlax.crops import CropDataset, CropSettings, MaskAugmentation, PreparedCache
 from correlax.data.records import ImageRecord, Manifest
 from correlax.data.split import patient_split
 from correlax.labels import LABELS, NO_FINDING
@@ -64,11 +64,13 @@ def build_datasets(
     seed: int = 0,
     augment: bool = True,
     val_fraction: float = 0.15,
+    mask_aug: MaskAugmentation | None = None,
 ) -> tuple[CropDataset, CropDataset]:
-    """Training (augmented) and validation crop sets; ``labels=None`` takes the labels present in training."""
+    """Training (augmented, ``mask_aug`` on top) and validation crop sets; ``labels=None`` takes the labels
+    present in training."""
     train_records, val_records = train_val_records(manifest, val_fraction, seed)
     labels = labels or labels_in(train_records)
     transform = v2.Compose([reference_augmentation(), ClampUnit()]) if augment else None
-    train = CropDataset(manifest, train_records, labels, cache, input_size, crop_settings, seed, transform)
+    train = CropDataset(manifest, train_records, labels, cache, input_size, crop_settings, seed, transform, mask_aug)
     val = CropDataset(manifest, val_records, labels, cache, input_size, crop_settings, seed + 1)
     return train, val

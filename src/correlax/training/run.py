@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from correlax.crops import CropDataset, CropSettings, PreparedCache
+from correlax.crops import CropDataset, CropSettings, MaskAugmentation, PreparedCache
 from correlax.data.records import Manifest
 from correlax.fileio import write_json
 from correlax.evaluation.classification import best_f1_threshold, classification_report
@@ -64,6 +64,9 @@ class TrainConfig:
     cache_dir: str | None = None  # None: RUN/cache
     resume: bool = False
     augment: bool = True
+    mask_aug: float = 0.0  # fraction of the crops (see mask_aug_on) masked as CorRELAX masks them
+    mask_aug_fill: str = "black"
+    mask_aug_on: str = "normal"  # "normal": No Finding crops only; "all": every crop
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -111,9 +114,10 @@ def train(config: TrainConfig) -> Path:
     settings = PreprocessSettings.from_dict(config.preprocess)
     manifest = Manifest.load(config.data)
     cache = PreparedCache(settings, config.cache_dir or out / "cache")
+    masking = MaskAugmentation(config.mask_aug, config.mask_aug_fill, config.mask_aug_on, seed=config.seed)
     train_set, val_set = build_datasets(
         manifest, config.labels, cache, config.input_size, CropSettings(**config.crops), config.seed,
-        config.augment, config.val_fraction,
+        config.augment, config.val_fraction, masking if config.mask_aug > 0 else None,
     )
     failures = train_set.failures + val_set.failures
     if len(train_set) == 0:
