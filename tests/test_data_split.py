@@ -77,3 +77,24 @@ def test_keep_existing_splits():
 def test_bad_fractions():
     with pytest.raises(ValueError, match="fractions"):
         patient_split(cohort(4), {"train": 0.0})
+
+
+def test_kfold_every_patient_tested_once_and_never_trained_on_in_its_fold():
+    from correlax.data.split import kfold_splits
+
+    records = cohort(n_patients=50)
+    folds = kfold_splits(records, 5, seed=3)
+    assert len(folds) == 5 and all(len(f) == len(records) for f in folds)
+    tested = Counter()
+    for fold in folds:
+        test = {r.patient_id for r in fold if r.split == "test"}
+        train = {r.patient_id for r in fold if r.split == "train"}
+        assert test and train and not test & train and {r.split for r in fold} == {"train", "test"}
+        tested.update(test)
+        assert 8 <= len(test) <= 12  # about a fifth of the 50 patients
+        assert any("calcification" in r.labels for r in fold if r.split == "test")  # stratified: rare label in every fold
+    assert set(tested) == {r.patient_id for r in records} and set(tested.values()) == {1}
+    again = kfold_splits(records[::-1], 5, seed=3)  # the folds depend on the seed, not on the record order
+    assert [{r.image_id for r in f if r.split == "test"} for f in folds] == [{r.image_id for r in f if r.split == "test"} for f in again]
+    with pytest.raises(ValueError, match="patients"):
+        kfold_splits(records[:8], 5)

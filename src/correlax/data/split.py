@@ -86,3 +86,15 @@ def carve_val(records: Sequence[ImageRecord], fraction: float, seed: int = 0) ->
     if fraction <= 0:
         return list(records)
     return patient_split(records, {"train": 1 - fraction, "val": fraction}, seed=seed, keep={"test"})
+
+
+def kfold_splits(records: Sequence[ImageRecord], k: int, seed: int = 0) -> list[list[ImageRecord]]:
+    """``k`` patient-wise folds, stratified like :func:`patient_split`: for fold i, copies of the records with
+    split "test" (fold i's patients) or "train" (everyone else). Every patient is a test patient exactly once."""
+    if k < 2:
+        raise ValueError(f"need at least 2 folds, got {k}")
+    patients = len({r.patient_id for r in records})
+    if patients < k:
+        raise ValueError(f"{k} folds need at least {k} patients, got {patients}")
+    assigned = patient_split(records, {f"fold{i}": 1.0 / k for i in range(k)}, seed=seed)
+    return [[replace(r, split="test" if r.split == f"fold{i}" else "train") for r in assigned] for i in range(k)]

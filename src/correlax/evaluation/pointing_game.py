@@ -163,10 +163,9 @@ class PointingGameScorer:
     """Streams images of one method through both protocols.
 
     ``add`` scores one image and returns its points ({label: {"reference": Point, "standard": Point}}),
-    for panels; ``result`` gives the metrics.json block of the method, with every scored image's hits
-    under ``"outcomes"`` (in the order scored, with its id when ``add`` was given one) for paired tests.
-    Labels carrying no box in an image, and ``no_finding``, are not scored; an image counts when at
-    least one of its classes is scored. Box labels the model does not know are counted under ``"unscored_boxes"``.
+    for panels; ``result`` gives the metrics.json block of the method. Labels carrying no box in an image,
+    and ``no_finding``, are not scored; an image counts when at least one of its classes is scored.
+    Box labels the model does not know are counted under ``"unscored_boxes"``.
     """
 
     def __init__(
@@ -185,7 +184,6 @@ class PointingGameScorer:
         self.tolerance_px = tolerance_px
         self.tolerance_mm = tolerance_mm
         self.outcomes: list[Outcome] = []
-        self.image_ids: list[str | None] = []
         self.unscored: dict[str, int] = {}
 
     def add(
@@ -194,7 +192,6 @@ class PointingGameScorer:
         boxes_by_label: Mapping[str, Sequence[Box]],
         breast_box: IntBox | None = None,
         spacing: tuple[float, float] | None = None,
-        image_id: str | None = None,
     ) -> dict[str, dict[str, Point]]:
         """Score one image: ``maps`` (L, H, W) in this scorer's label order, boxes in the same pixels,
         ``spacing`` (row, col) in mm per pixel of the maps (needed only with ``tolerance_mm``)."""
@@ -219,14 +216,12 @@ class PointingGameScorer:
             points[label] = {"reference": ref, "standard": std}
         if points:
             self.outcomes.append({label: {p: pt[p].hit for p in PROTOCOLS} for label, pt in points.items()})
-            self.image_ids.append(image_id)
         return points
 
     def result(self) -> dict:
         out = summarise_outcomes(self.outcomes, self.labels)
         out["reference"].update(threshold=self.threshold, margin_px=self.margin_px)
         out["standard"].update(tolerance_px=self.tolerance_px, tolerance_mm=self.tolerance_mm)
-        out["outcomes"] = [{"image_id": i, **o} for i, o in zip(self.image_ids, self.outcomes)]
         if self.unscored:
             out["unscored_boxes"] = dict(self.unscored)
         return out
@@ -269,11 +264,10 @@ class MultiMethodScorer:
         boxes_by_label: Mapping[str, Sequence[Box]],
         breast_box: IntBox | None = None,
         spacing: tuple[float, float] | None = None,
-        image_id: str | None = None,
     ) -> dict[str, dict[str, dict[str, Point]]]:
         """Score one image under every method; returns {method: {label: {protocol: Point}}}."""
         return {
-            method: self._scorer(method).add(maps, boxes_by_label, breast_box, spacing, image_id)
+            method: self._scorer(method).add(maps, boxes_by_label, breast_box, spacing)
             for method, maps in maps_by_method.items()
         }
 

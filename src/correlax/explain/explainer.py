@@ -226,17 +226,18 @@ def weighted_variance(means: torch.Tensor) -> torch.Tensor:
     return (means[:, 1:2] - means[:, 0:1] ** 2).clamp(min=0)
 
 
-# optional maps: whole-image arrays saved before they existed lack them
-EXTRA_RELAX_MAPS = {"relax-centred": "relax_centred", "relax-uncertainty": "relax_uncertainty"}
-
-
 def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a saved .npz)."""
+    """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a stored entry)."""
     prediction = arrays["prediction"]
-    single = {"relax": "relax", **{m: k for m, k in EXTRA_RELAX_MAPS.items() if k in arrays}}
+
+    def per_class(name: str) -> np.ndarray:  # a class-agnostic map, the same for every class
+        return np.broadcast_to(arrays[name], prediction.shape).copy()
+
     return {
         "correlax-prediction": prediction,
         "correlax-correlation": arrays["corr_pred"],
-        **{m: np.broadcast_to(arrays[k], prediction.shape).copy() for m, k in single.items()},
+        "relax": per_class("relax"),
+        "relax-centred": per_class("relax_centred"),
+        "relax-uncertainty": per_class("relax_uncertainty"),
         "rise": arrays["rise"],
     }

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the registry itself stays light: listing methods (CLI help)
     from correlax.explain.base import Explainer
     from correlax.explain.settings import CorrelaxSettings
 
-CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "relax", "rise")
+CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "relax", "relax-centred", "relax-uncertainty", "rise")
 
 Factory = Callable[["nn.Module", "CorrelaxSettings", int], "Explainer"]
 _REGISTRY: dict[str, tuple[tuple[str, ...], Factory]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from correlax.crops import CropDataset, CropSettings, PreparedCache
-from correlax.data.records import Manifest
+from correlax.data.records import ImageRecord, Manifest
 from correlax.evaluation.classification import classification_report
 from correlax.models import CropClassifier, load_checkpoint
 
@@ -30,6 +30,36 @@ def predict(model: CropClassifier, dataset: CropDataset, batch_size: int = 64, d
     return p, dataset.targets.numpy() > 0.5
 
 
+@dataclass
+class CropPredictions:
+    """A model's probabilities on the crops of some records, with what is needed to score them."""
+
+    probs: np.ndarray  # (N, L)
+    targets: np.ndarray  # (N, L) bool
+    labels: tuple[str, ...]
+    thresholds: dict[str, float]  # chosen on validation when the model was trained
+    failures: list[dict]  # {"path", "reason"} of unreadable images
+
+
+def crop_predictions(
+    model_path: str | Path,
+    manifest: Manifest,
+    records: list[ImageRecord],
+    cache_dir: str | Path | None = None,
+    crop_settings: CropSettings = CropSettings(),
+    seed: int = 1234,
+    batch_size: int = 64,
+) -> CropPredictions:
+    """Probabilities of a saved model on crops of ``records``: the training sampler with a fixed seed, no
+    augmentation; the checkpoint's pre-processing and input size."""
+    model, info = load_checkpoint(model_path)
+    cache = PreparedCache(info.preprocess_settings, cache_dir)
+    dataset = CropDataset(manifest, records, info.labels, cache, info.input_size, crop_settings, seed)
+    probs, targets = predict(model, dataset, batch_size)
+    failures = [{"path": p, "reason": r} for p, r in dataset.failures]
+    return CropPredictions(probs, targets, tuple(info.labels), dict(info.thresholds or {}), failures)
+
+
 def evaluate_checkpoint(
     model_path: str | Path,
     manifest_path: str | Path,
@@ -40,28 +70,17 @@ def evaluate_checkpoint(
     batch_size: int = 64,
     spacing: float | None = None,
 ) -> dict:
-    """Crop-level report (see :func:`classification_report`) of a saved model on one split of a manifest.
-
-    The crops follow the same sampler as training, with a fixed seed, and no augmentation; the
-    checkpoint's pre-processing, input size and validation thresholds are used. ``spacing`` (mm) stands in
-    for images whose file and manifest record state none.
+    """Crop-level report (see :func:`classification_report`) of a saved model on one split of a manifest,
+    at 0.5 and at the model's validation thresholds (crops as :func:`crop_predictions`). ``spacing`` (mm)
+    stands in for images whose file and manifest record state none.
     """
-    model, info = load_checkpoint(model_path)
     manifest = Manifest.load(manifest_path)
     records = manifest.split(split)
     if not records:
         raise ValueError(f"{manifest_path}: no images in split {split!r}")
     if spacing is not None:
         records = [r if r.spacing else replace(r, spacing=(spacing, spacing)) for r in records]
-    cache = PreparedCache(info.preprocess_settings, cache_dir)
-    dataset = CropDataset(manifest, records, info.labels, cache, info.input_size, crop_settings, seed)
-    probs, targets = predict(model, dataset, batch_size)
-    report = classification_report(targets, probs, info.labels, info.thresholds)
-    report.update(
-        model=str(model_path),
-        data=str(manifest_path),
-        split=split,
-        images=len(records),
-        failures=[{"path": p, "reason": r} for p, r in dataset.failures],
-    )
+    pred = crop_predictions(model_path, manifest, records, cache_dir, crop_settings, seed, batch_size)
+    report = classification_report(pred.targets, pred.probs, pred.labels, pred.thresholds or None)
+    report.update(model=str(model_path), data=str(manifest_path), split=split, images=len(records), failures=pred.failures)
     return report
