@@ -20,15 +20,16 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """The training options shared by ``train`` and ``crossval``."""
+def add_train_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The training options shared by ``train`` and ``crossval``. ``prefix`` (``"train-"`` in ``crossval``)
+    goes before the options whose names the CorRELAX options use too (batch size, precision, seed)."""
     p.add_argument("--backbone", default="paper", help=f"preset ({', '.join(f'{k}={v}' for k, v in PRESETS.items())}) or any timm model name")
     p.add_argument("--pretrained", default="imagenet", type=_pretrained, help="imagenet (default), none, or a local weights file")
     p.add_argument("--head", default="reference", choices=("reference", "linear"))
     p.add_argument("--labels", nargs="+", help="labels to learn (default: those with boxes in the training split, plus no_finding)")
     p.add_argument("--input-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(f"--{prefix}batch-size", dest="train_batch_size", type=int, default=32, help="crops per step")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--steps-per-epoch", type=int, help="optimizer steps per epoch (default: one pass over the crops)")
@@ -37,13 +38,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-clahe", action="store_true", help="grey image in 3 channels instead of CLAHE fusion")
     p.add_argument("--canonical-flip", action="store_true", help="mirror images so the chest wall is on the left")
     p.add_argument("--target-spacing", type=float, help="resample images to this pixel spacing (mm)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(f"--{prefix}seed", dest="train_seed", type=int, default=0, help="seed of training")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ...")
     p.add_argument("--devices", default="auto", type=_devices, help="number of devices per node, or auto")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, fsdp, ...")
-    p.add_argument("--precision", help="Lightning precision (default: bf16/16 mixed on GPU, 32 on CPU)")
+    p.add_argument(f"--{prefix}precision", dest="train_precision",
+                   help="Lightning precision (default: bf16/16 mixed on GPU, 32 on CPU)")  # fmt: skip
     p.add_argument("--cache-dir", help="folder for prepared images (default RUN/cache)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--mask-aug", type=float, default=0.0,
@@ -78,10 +80,10 @@ def train_config(args: argparse.Namespace, data: str, out: str):
     return TrainConfig(
         data=data, out=out, backbone=args.backbone, pretrained=args.pretrained, head=args.head,
         labels=tuple(args.labels) if args.labels else None, input_size=args.input_size,
-        preprocess=settings.to_dict(), crops=crops.__dict__.copy(), epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+        preprocess=settings.to_dict(), crops=crops.__dict__.copy(), epochs=args.epochs, batch_size=args.train_batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, seed=args.train_seed, steps_per_epoch=args.steps_per_epoch,
         num_workers=args.workers, accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
-        strategy=args.strategy, precision=args.precision, cache_dir=args.cache_dir, resume=args.resume,
+        strategy=args.strategy, precision=args.train_precision, cache_dir=args.cache_dir, resume=args.resume,
         augment=not args.no_augment, mask_aug=args.mask_aug, mask_aug_fill=args.mask_aug_fill,
         mask_aug_on=args.mask_aug_on,
     )  # fmt: skip

@@ -1,0 +1,83 @@
+"""``correlax crossval``: K patient-wise folds, one model per fold, pooled out-of-fold crop metrics and Pointing Game."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from correlax.cli.options import add_correlax_options, add_margin_option, correlax_settings, margin_pixels
+from correlax.cli.train import add_train_options, train_config
+from correlax.explain.masks import MASK_FILLS
+from correlax.explain.registry import list_methods
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    methods = list_methods()
+    p = subparsers.add_parser(
+        "crossval",
+        help="cross-validate: per patient-wise fold train, evaluate crops, explain and score; pool out-of-fold",
+        description="Split the manifest's images patient-wise into K folds. Per fold: train on the other folds "
+        "(validation patients carved out of them choose the checkpoint and thresholds), evaluate crops of the "
+        "held-out fold, explain its boxed images with every method and play the Pointing Game. Pool the "
+        "out-of-fold results into OUT/crossval.json: crop-level F1/AUC per label, Pointing Game per method with "
+        "Wilson intervals, and paired sign tests against center and gradcam. A fold already done is skipped.",
+    )
+    p.add_argument("--data", required=True, help="manifest JSON (its splits are ignored: every image is in one fold)")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the fold assignment (default: %(default)s)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per fold)")
+    p.add_argument("--json", type=Path, help="also write the pooled result here (e.g. benchmarks/results/NAME.json)")
+    p.add_argument("--methods", nargs="+", default=list(methods), choices=methods, metavar="METHOD",
+                   help=f"methods to score (default: all: {', '.join(methods)})")  # fmt: skip
+    p.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
+    add_margin_option(p)
+    p.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
+                   help="what CorRELAX's hidden pixels show (default: black, the paper's)")  # fmt: skip
+    add_train_options(p.add_argument_group("training (per fold)"), prefix="train-")
+    add_correlax_options(p)
+    p.set_defaults(func=run, resume=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from correlax.fileio import write_json
+    from correlax.pipelines.crossval import CrossvalConfig, run_crossval
+
+    try:
+        train = train_config(args, args.data, str(args.out))
+        spacing = args.target_spacing
+        settings = correlax_settings(args, args.input_size, spacing).replace(mask_fill=args.mask_fill)
+        config = CrossvalConfig(
+            out=args.out, folds=args.folds, train=train, settings=settings, methods=tuple(args.methods),
+            margin_px=margin_pixels(args, spacing), tolerance_mm=args.tolerance_mm, split_seed=args.split_seed,
+        )  # fmt: skip
+        pooled = run_crossval(config)
+    except (ValueError, RuntimeError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    if args.json:
+        write_json(args.json, pooled)
+    print(summary_table(pooled))
+    print(f"result: {args.out / 'crossval.json'}" + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
+def summary_table(pooled: dict) -> str:
+    """Crop-level F1/AUC and, per method, the pooled reference-protocol Pointing Game and the paired tests."""
+    c = pooled["classifier"]
+    lines = ["out-of-fold crops: " + ", ".join(f"{k} F1 {c['f1'][k]:.3f} AUC {_num(c['auc'][k])}" for k in c["f1"])]
+    geometry = ", ".join(f"{k} {_num(pooled[k], 1)}" for k in ("window_mm", "stride_mm", "margin_mm"))
+    lines.append(f"{geometry}; images per class {json.dumps(pooled['n_images'])}")
+    for method, block in pooled["pointing_game"].items():
+        ref = block["reference"]
+        per = ", ".join(f"{k} {v['hits']}/{v['n']}" for k, v in ref["per_class"].items())
+        tests = ", ".join(f"{k} +{t['wins']}/-{t['losses']} p={t['p']:.3g}" for k, t in pooled["paired"][method].items())
+        lines.append(f"{method:<22} average {_num(ref['average'])}  class mean {_num(ref['class_mean'])}  {per}  {tests}")
+    return "\n".join(lines)
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"

@@ -1,0 +1,139 @@
+"""``correlax crossval`` as a library call: K patient-wise folds, one model per fold, pooled out-of-fold results.
+
+Per fold i, under ``OUT/fold<i>/``: ``manifest.json`` (fold i's patients "test", the others "train"; the
+training carves its validation patients out of "train", so the checkpoint and the thresholds are chosen
+without the test fold), ``model/`` (the training run), ``maps/`` (the map store of the Pointing Game) and
+``fold.json``, written last: a fold whose ``fold.json`` exists is skipped, an interrupted one resumes
+(training from ``last.ckpt``, explanations from the map store). The pooled result goes to ``OUT/crossval.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from correlax.crops import CropSettings
+from correlax.data.records import Manifest
+from correlax.data.split import kfold_splits
+from correlax.evaluation.crossval import paired_against, pool_classification, pool_pointing_game
+from correlax.explain import CorrelaxSettings
+from correlax.fileio import atomic_write_bytes, write_json
+from correlax.models import load_checkpoint
+from correlax.pipelines.pointing_game import explain_and_score, geometry_mm
+from correlax.training import TrainConfig, train
+from correlax.training.predict import crop_predictions
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED = 1234  # crops of the held-out fold are planned with this seed, as in ``correlax evaluate``
+
+
+@dataclass(frozen=True)
+class CrossvalConfig:
+    out: Path
+    folds: int
+    train: TrainConfig  # its ``data`` is the whole manifest; ``out`` is replaced per fold
+    settings: CorrelaxSettings
+    methods: tuple[str, ...]
+    margin_px: float | None = None  # reference protocol margin; None: the stride
+    tolerance_mm: float | None = None
+    split_seed: int = 0
+
+    def describe(self) -> dict:
+        train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in ("out", "resume")}
+        return {"folds": self.folds, "split_seed": self.split_seed, "train": train,
+                "correlax": self.settings.to_dict(), "methods": list(self.methods), "margin_px": self.margin_px,
+                "tolerance_mm": self.tolerance_mm}  # fmt: skip
+
+
+def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callable[[str], None]) -> dict:
+    """Train, evaluate crops and play the Pointing Game on one fold; returns (and writes) ``fold.json``."""
+    fold_dir = config.out / f"fold{fold}"
+    manifest_path = fold_dir / "manifest.json"
+    if not manifest_path.exists():
+        manifest.save(manifest_path)
+    fold_manifest = Manifest.load(manifest_path)
+    model_path = fold_dir / "model" / "model.safetensors"
+    if not model_path.exists():
+        say(f"fold {fold}: training on {len(fold_manifest.split('train'))} images")
+        train(dataclasses.replace(config.train, data=str(manifest_path), out=str(fold_dir / "model"), resume=True))
+    test = fold_manifest.split("test")
+    cache = config.train.cache_dir or config.out / "cache"
+    crops = CropSettings(**config.train.crops)
+    pred = crop_predictions(model_path, fold_manifest, test, cache, crops, EVAL_SEED)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets)
+    atomic_write_bytes(fold_dir / "crops.npz", buffer.getvalue())
+    say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
+    model, info = load_checkpoint(model_path)
+    localisation = explain_and_score(
+        model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings,
+        store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
+    )  # fmt: skip
+    result = {
+        "fold": fold,
+        "test_images": len(test),
+        "test_patients": len({r.patient_id for r in test}),
+        "labels": list(pred.labels),
+        "thresholds": pred.thresholds,
+        "pointing_game": localisation.pointing_game,
+        "outcomes": localisation.outcomes,
+        "spacings": [list(s) for s in localisation.spacings],
+        "failures": pred.failures + [{"path": p, "reason": r} for p, r in localisation.failures],
+    }
+    write_json(fold_dir / "fold.json", result)
+    return result
+
+
+def pool_folds(config: CrossvalConfig, folds: Sequence[dict], wall_s: float) -> dict:
+    """The pooled out-of-fold result (the JSON ``correlax crossval`` writes)."""
+    labels = tuple(folds[0]["labels"])
+    crops = []
+    for f in folds:
+        with np.load(config.out / f"fold{f['fold']}" / "crops.npz") as z:
+            crops.append((z["probs"], z["targets"], f["thresholds"]))
+    records = [r for f in folds for r in f["outcomes"]]
+    pointing = pool_pointing_game(records, labels)
+    margin_px = config.settings.stride if config.margin_px is None else config.margin_px
+    geometry = geometry_mm(config.settings, margin_px, [tuple(s) for f in folds for s in f["spacings"]])
+    first = next(iter(pointing.values()), {"reference": {"per_class": {}}})
+    return {
+        "config": config.describe(),
+        **geometry,
+        "n_images": {label: v["n"] for label, v in first["reference"]["per_class"].items()},
+        "classifier": pool_classification(crops, labels),
+        "pointing_game": pointing,
+        "paired": paired_against(records),
+        "folds": [
+            {k: f[k] for k in ("fold", "test_images", "test_patients", "thresholds", "failures")}
+            | {"pointing_game": {m: {p: b[p] for p in ("reference", "standard")} for m, b in f["pointing_game"].items()}}
+            for f in folds
+        ],
+        "wall_s": wall_s,
+    }
+
+
+def run_crossval(config: CrossvalConfig, say: Callable[[str], None] = print) -> dict:
+    """Every fold (skipping those already done), then the pooled result, written to ``OUT/crossval.json``."""
+    started = time.perf_counter()
+    manifest = Manifest.load(config.train.data)
+    folds = []
+    for i, records in enumerate(kfold_splits(manifest.records, config.folds, config.split_seed)):
+        done = config.out / f"fold{i}" / "fold.json"
+        if done.exists():
+            say(f"fold {i}: done before, skipped ({done})")
+            folds.append(json.loads(done.read_text()))
+            continue
+        fold_manifest = dataclasses.replace(manifest, records=records)
+        folds.append(run_fold(config, fold_manifest, i, say))
+    pooled = pool_folds(config, folds, time.perf_counter() - started)
+    write_json(config.out / "crossval.json", pooled)
+    return pooled

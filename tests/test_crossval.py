@@ -1,0 +1,76 @@
+"""``correlax crossval`` end to end on a small synthetic data set: 2 folds, a tiny model, few masks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from correlax.cli.main import main
+from correlax.data import load_vindr
+from correlax.data.records import Manifest
+from correlax.data.synthetic import make_synthetic_dataset
+from correlax.explain.registry import list_methods
+
+TRAIN = [
+    "--backbone", "tiny", "--pretrained", "none", "--head", "linear", "--input-size", "32", "--epochs", "2",
+    "--steps-per-epoch", "4", "--train-batch-size", "16", "--crops-per-box", "4", "--crops-per-normal-image", "2",
+    "--accelerator", "cpu", "--devices", "1", "--no-augment",
+]  # fmt: skip
+CORRELAX = ["--masks", "6", "--stride", "16", "--batch-size", "256"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("xval")
+    torch.set_num_threads(1)
+    manifest = load_vindr(make_synthetic_dataset(root / "data", 32, seed=0, size=192))
+    manifest.save(root / "manifest.json")
+    out = root / "run"
+    args = ["crossval", "--data", str(root / "manifest.json"), "--folds", "2", "--out", str(out), *TRAIN, *CORRELAX]
+    assert main([*args, "--json", str(root / "pooled.json")]) == 0
+    return root, out, args
+
+
+def test_pooled_json_has_the_issue_shape(run):
+    root, out, _ = run
+    pooled = json.loads((out / "crossval.json").read_text())
+    assert pooled == json.loads((root / "pooled.json").read_text())
+    assert {"config", "window_mm", "stride_mm", "margin_mm", "n_images", "classifier", "pointing_game", "paired"} <= set(pooled)
+    manifest = Manifest.load(root / "manifest.json")
+    boxed = {label: sum(any(f.label == label and f.box for f in r.findings) for r in manifest.records)
+             for label in ("mass", "calcification")}  # fmt: skip
+    assert pooled["n_images"] == boxed  # every boxed image scored once, out of fold
+    assert set(pooled["classifier"]["f1"]) == set(pooled["classifier"]["auc"]) >= {"mass", "calcification"}
+    assert set(pooled["pointing_game"]) == set(list_methods())
+    for method, block in pooled["pointing_game"].items():
+        for protocol in ("reference", "standard"):
+            per_class = block[protocol]["per_class"]
+            assert {k: v["n"] for k, v in per_class.items()} == boxed, (method, protocol)
+            assert all(v["ci95"][0] <= v["acc"] <= v["ci95"][1] for v in per_class.values())
+        assert set(pooled["paired"][method]) == {"vs_center", "vs_gradcam"} - {f"vs_{method}"}
+        for test in pooled["paired"][method].values():
+            assert test["wins"] + test["losses"] + test["ties"] == sum(boxed.values()) and 0 < test["p"] <= 1
+    assert pooled["window_mm"] == pytest.approx(2 * pooled["stride_mm"]) and pooled["margin_mm"] == pooled["stride_mm"]
+    # the folds: disjoint test patients covering everyone, each model validated without its test fold
+    tested = [{r.patient_id for r in Manifest.load(out / f"fold{i}" / "manifest.json").split("test")} for i in range(2)]
+    assert not tested[0] & tested[1] and tested[0] | tested[1] == {r.patient_id for r in manifest.records}
+    for i in range(2):
+        fold = json.loads((out / f"fold{i}" / "fold.json").read_text())
+        assert fold["test_patients"] == len(tested[i]) and fold["failures"] == []
+
+
+def test_a_finished_fold_is_skipped(run, monkeypatch, capsys):
+    root, out, args = run
+    before = json.loads((out / "crossval.json").read_text())
+    (out / "fold1" / "fold.json").unlink()  # fold 1 interrupted after training and explaining
+
+    def refuse(*_, **__):
+        raise AssertionError("a fold with a model was trained again")
+
+    monkeypatch.setattr("correlax.pipelines.crossval.train", refuse)
+    assert main(args) == 0
+    assert "fold 0: done before, skipped" in capsys.readouterr().out
+    after = json.loads((out / "crossval.json").read_text())
+    assert after["pointing_game"] == before["pointing_game"] and after["classifier"] == before["classifier"]
