@@ -23,12 +23,13 @@ import torch.nn.functional as F
 
 from correlax.crops import extract_crop
 from correlax.data.records import Manifest
-from correlax.explain.masks import MASK_FILLS, apply_masks, mask_grids, upsample
+from correlax.masks import apply_masks, mask_grids, upsample
 from correlax.fileio import write_json
 from correlax.io import ImageReadError
 from correlax.labels import NO_FINDING
 from correlax.models import load_checkpoint
 from correlax.preprocess import load_prepared
+from correlax.settings import MASK_FILLS
 
 log = logging.getLogger(__name__)
 NORMAL = "normal"

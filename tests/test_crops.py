@@ -109,7 +109,7 @@ def test_dataset_targets_cache_and_failures(tmp_path):
 
 def test_mask_augmentation_masks_the_chosen_crops_and_keeps_labels(tmp_path):
     from correlax.crops import MaskAugmentation
-    from correlax.explain.masks import mask_grids, upsample
+    from correlax.masks import mask_grids, upsample
 
     manifest = _write_toy(tmp_path)
     settings = CropSettings(crops_per_box=3, crops_per_normal_image=2, normal_side_range=(10.0, 30.0))

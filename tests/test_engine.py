@@ -12,7 +12,7 @@ from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.base import Explainer
 from correlax.explain.kernel import overlap_kernel
 from correlax.explain import engine
-from correlax.explain.masks import apply_masks, mask_grids, upsample
+from correlax.masks import apply_masks, mask_grids, upsample
 from correlax.explain.stats import PearsonSums
 from correlax.models.contract import ClassifierOutput
 

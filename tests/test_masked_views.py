@@ -11,7 +11,7 @@ import torch
 from benchmark_scripts import load_benchmark
 
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.explain.masks import apply_masks, mask_grids, upsample
+from correlax.masks import apply_masks, mask_grids, upsample
 from correlax.labels import MASS, NO_FINDING
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
 from correlax.models.contract import ClassifierOutput

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Self
 
+MASK_FILLS = ("black", "mean", "blur")  # what a mask's hidden pixels show (correlax.masks.apply_masks)
+MASK_AUG_CROPS = ("normal", "all")  # training crops that mask augmentation may mask (No Finding only, or all)
+
 
 class DictSettings:
     """``to_dict`` / ``from_dict`` for a dataclass; unknown keys are an error, not silently dropped."""

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from correlax.cli.options import add_correlax_options, add_margin_option, correlax_settings, margin_pixels
 from correlax.cli.train import add_train_options, train_config
-from correlax.explain.masks import MASK_FILLS
 from correlax.explain.registry import list_methods
+from correlax.settings import MASK_FILLS
 
 log = logging.getLogger(__name__)
 

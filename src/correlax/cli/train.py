@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from correlax.crops.masking import MASK_AUG_CROPS
-from correlax.explain.masks import MASK_FILLS
 from correlax.models.presets import PRESETS
+from correlax.settings import MASK_AUG_CROPS, MASK_FILLS
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Multi-scale crops ("local views") of findings and normal tissue, and the Dataset over them."""
 
 from correlax.crops.dataset import CropDataset, CropInfo, PreparedCache, PreparedEntry
-from correlax.crops.masking import MASK_AUG_CROPS, MaskAugmentation
+from correlax.crops.masking import MaskAugmentation
 from correlax.crops.sampler import (
     Crop,
     CropSettings,
@@ -13,7 +13,6 @@ from correlax.crops.sampler import (
 )
 
 __all__ = [
-    "MASK_AUG_CROPS",
     "MaskAugmentation",
     "Crop",
     "CropDataset",

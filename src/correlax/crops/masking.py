@@ -1,6 +1,6 @@
 """CorRELAX-style masks as a training augmentation, so that masked views are not out of distribution.
 
-The masks are the explainer's (:func:`correlax.explain.masks.mask_grids`, bilinearly upsampled, the
+The masks are the explainer's (:func:`correlax.masks.mask_grids`, bilinearly upsampled, the
 same fills); the crop's labels stay as they are. By default only No Finding crops are masked: a mask
 can hide a lesion while its label still says "lesion", which teaches the classifier that hiding changes
 nothing (docs/method.md §12 measures both).
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from correlax.explain.masks import MASK_FILLS, apply_masks, mask_grids, upsample
+from correlax.masks import apply_masks, mask_grids, upsample
+from correlax.settings import MASK_AUG_CROPS, MASK_FILLS
 
-MASK_AUG_CROPS = ("normal", "all")
 _ID_RANGE = 1 << 62
 
 

@@ -7,10 +7,10 @@ a test image in exactly one fold, so the pooled records hold each (image, class)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import binomtest
 
 from correlax.evaluation.classification import precision_recall_f1, roc_auc
 from correlax.evaluation.pointing_game import PROTOCOLS, Outcome, summarise_outcomes
@@ -69,8 +69,8 @@ def pool_pointing_game(records: Iterable[Mapping], labels: Sequence[str]) -> dic
 
 def sign_test(wins: int, losses: int) -> float:
     """Exact two-sided sign test (McNemar's exact test) on the discordant pairs; 1.0 when there are none."""
-    n = wins + losses
-    return 1.0 if n == 0 else float(binomtest(wins, n, 0.5).pvalue)
+    n, k = wins + losses, min(wins, losses)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def paired_comparison(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from correlax.explain.masks import apply_masks, mask_grids, upsample
+from correlax.masks import apply_masks, mask_grids, upsample
 from correlax.explain.runner import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
 from correlax.explain.stats import PearsonSums

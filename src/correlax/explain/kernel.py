@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from correlax.explain.masks import upsample
+from correlax.masks import upsample
 from correlax.explain.windows import WindowGrid
 
 

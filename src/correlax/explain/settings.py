@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from correlax.explain.masks import MASK_FILLS
-from correlax.settings import DictSettings
+from correlax.settings import MASK_FILLS, DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 RUN_KNOBS = ("channels_last", "compile", "batch_size")  # how the network runs, not what it computes

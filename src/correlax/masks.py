@@ -1,5 +1,6 @@
 """RELAX masks (docs/method.md §5): an 8x8 grid of cells kept with probability p, bilinearly upsampled, and
 how a mask is applied to a view: ``x·m + fill·(1 − m)`` with a black (the paper's), mean or blurred fill.
+The explainer and the training's mask augmentation share them, so they sit below both layers.
 
 The cells are drawn from a counter-based hash of (seed, window, mask, cell) rather than a
 stateful generator, so a mask depends only on those four numbers: the same on CPU and GPU,
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
-MASK_FILLS = ("black", "mean", "blur")
+from correlax.settings import MASK_FILLS
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MUL1 = 0xBF58476D1CE4E5B9
