@@ -61,7 +61,7 @@ def test_pooled_json_has_the_issue_shape(run):
         assert fold["test_patients"] == len(tested[i]) and fold["failures"] == []
 
 
-def test_a_finished_fold_is_skipped(run, monkeypatch, capsys):
+def test_a_finished_fold_is_skipped(run, monkeypatch, capsys, caplog):
     root, out, args = run
     before = json.loads((out / "crossval.json").read_text())
     (out / "fold1" / "fold.json").unlink()  # fold 1 interrupted after training and explaining
@@ -74,3 +74,6 @@ def test_a_finished_fold_is_skipped(run, monkeypatch, capsys):
     assert "fold 0: done before, skipped" in capsys.readouterr().out
     after = json.loads((out / "crossval.json").read_text())
     assert after["pointing_game"] == before["pointing_game"] and after["classifier"] == before["classifier"]
+    assert len(list((out / "cache").glob("*.npy"))) == 32  # the folds share one cache of prepared images
+    assert main([*args, "--masks", "7"]) == 1  # other settings: not mixed with the folds already done
+    assert "made with other settings (correlax)" in caplog.text

@@ -4,7 +4,9 @@ Per fold i, under ``OUT/fold<i>/``: ``manifest.json`` (fold i's patients "test",
 training carves its validation patients out of "train", so the checkpoint and the thresholds are chosen
 without the test fold), ``model/`` (the training run), ``maps/`` (the map store of the Pointing Game) and
 ``fold.json``, written last: a fold whose ``fold.json`` exists is skipped, an interrupted one resumes
-(training from ``last.ckpt``, explanations from the map store). The pooled result goes to ``OUT/crossval.json``.
+(training from ``last.ckpt``, explanations from the map store); a fold made with other settings is an
+error, not mixed in. ``OUT/cache`` holds the prepared images the folds share. The pooled result goes
+to ``OUT/crossval.json``.
 """
 
 from __future__ import annotations
@@ -62,11 +64,12 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
         manifest.save(manifest_path)
     fold_manifest = Manifest.load(manifest_path)
     model_path = fold_dir / "model" / "model.safetensors"
+    cache = config.train.cache_dir or config.out / "cache"  # prepared images, shared by the folds
     if not model_path.exists():
         say(f"fold {fold}: training on {len(fold_manifest.split('train'))} images")
-        train(dataclasses.replace(config.train, data=str(manifest_path), out=str(fold_dir / "model"), resume=True))
+        train(dataclasses.replace(config.train, data=str(manifest_path), out=str(fold_dir / "model"), resume=True,
+                                  cache_dir=str(cache)))  # fmt: skip
     test = fold_manifest.split("test")
-    cache = config.train.cache_dir or config.out / "cache"
     crops = CropSettings(**config.train.crops)
     pred = crop_predictions(model_path, fold_manifest, test, cache, crops, EVAL_SEED)
     buffer = io.BytesIO()
@@ -79,6 +82,7 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
         store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
     )  # fmt: skip
     result = {
+        "config": config.describe(),
         "fold": fold,
         "test_images": len(test),
         "test_patients": len({r.patient_id for r in test}),
@@ -125,12 +129,17 @@ def run_crossval(config: CrossvalConfig, say: Callable[[str], None] = print) -> 
     """Every fold (skipping those already done), then the pooled result, written to ``OUT/crossval.json``."""
     started = time.perf_counter()
     manifest = Manifest.load(config.train.data)
+    current = json.loads(json.dumps(config.describe()))  # as it reads back from fold.json
     folds = []
     for i, records in enumerate(kfold_splits(manifest.records, config.folds, config.split_seed)):
         done = config.out / f"fold{i}" / "fold.json"
         if done.exists():
+            previous = json.loads(done.read_text())
+            changed = sorted(k for k, v in current.items() if previous.get("config", {}).get(k) != v)
+            if changed:
+                raise ValueError(f"{done} was made with other settings ({', '.join(changed)}): give another --out")
             say(f"fold {i}: done before, skipped ({done})")
-            folds.append(json.loads(done.read_text()))
+            folds.append(previous)
             continue
         fold_manifest = dataclasses.replace(manifest, records=records)
         folds.append(run_fold(config, fold_manifest, i, say))
