@@ -35,6 +35,7 @@ def register(subparsers) -> None:
                    help=f"methods to score (default: all: {', '.join(methods)})")  # fmt: skip
     p.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
     add_margin_option(p)
+    p.add_argument("--device", help="where the models explain: cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
                    help="what CorRELAX's hidden pixels show (default: black, the paper's)")  # fmt: skip
     add_train_options(p.add_argument_group("training (per fold)"), prefix="train-")
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         config = CrossvalConfig(
             out=args.out, folds=args.folds, train=train, settings=settings, methods=tuple(args.methods),
             margin_px=margin_pixels(args, spacing), tolerance_mm=args.tolerance_mm, split_seed=args.split_seed,
+            device=args.device,
         )  # fmt: skip
         pooled = run_crossval(config)
     except (ValueError, RuntimeError, OSError) as exc:

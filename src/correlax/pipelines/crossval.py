@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from correlax.crops import CropSettings
 from correlax.data.records import Manifest
@@ -48,6 +49,7 @@ class CrossvalConfig:
     margin_px: float | None = None  # reference protocol margin; None: the stride
     tolerance_mm: float | None = None
     split_seed: int = 0
+    device: str | None = None  # where the folds' models explain; None: cuda when available
 
     def describe(self) -> dict:
         train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in ("out", "resume")}
@@ -76,7 +78,8 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets)
     atomic_write_bytes(fold_dir / "crops.npz", buffer.getvalue())
     say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
-    model, info = load_checkpoint(model_path)
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, info = load_checkpoint(model_path, map_location=device)
     localisation = explain_and_score(
         model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings,
         store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
