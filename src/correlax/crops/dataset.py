@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from correlax.crops.masking import MaskAugmentation
-from correlax.crops.sampler import Box, CropSettings, extract_crop, plan_crops
+from correlax.crops.sampler import CropSettings, extract_crop, plan_crops
+from correlax.geometry import AnnotationBox
 from correlax.data.records import ImageRecord, Manifest
 from correlax.fileio import atomic_write_bytes
 from correlax.io import ImageReadError
@@ -38,7 +39,7 @@ class PreparedEntry:
 
     image: np.ndarray  # (H, W, 3) uint8
     breast_box: tuple[int, int, int, int]
-    findings: list[tuple[str, Box]]  # boxed findings mapped to prepared pixels
+    findings: list[tuple[str, AnnotationBox]]  # boxed findings mapped to prepared pixels
     spacing: tuple[float, float] | None
 
     def tissue(self) -> np.ndarray:
@@ -110,7 +111,7 @@ class PreparedCache:
 @dataclass(frozen=True)
 class CropInfo:
     image_id: str
-    box: Box  # prepared-image pixels
+    box: AnnotationBox  # prepared-image pixels
     labels: tuple[str, ...]
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-Box = tuple[float, float, float, float]
+from correlax.geometry import AnnotationBox
+
 
 
 @dataclass(frozen=True)
@@ -29,27 +30,27 @@ class CropSettings:
 
 @dataclass(frozen=True)
 class Crop:
-    box: Box
+    box: AnnotationBox
     labels: tuple[str, ...]
 
 
-def box_area(b: Box) -> float:
+def box_area(b: AnnotationBox) -> float:
     return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
 
 
-def intersection_area(a: Box, b: Box) -> float:
+def intersection_area(a: AnnotationBox, b: AnnotationBox) -> float:
     return box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
 
 
-def contains_point(b: Box, x: float, y: float) -> bool:
+def contains_point(b: AnnotationBox, x: float, y: float) -> bool:
     return b[0] <= x < b[2] and b[1] <= y < b[3]
 
 
-def box_center(b: Box) -> tuple[float, float]:
+def box_center(b: AnnotationBox) -> tuple[float, float]:
     return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
 
 
-def crop_labels(crop: Box, findings: list[tuple[str, Box]], min_cover: float = 0.5) -> tuple[str, ...]:
+def crop_labels(crop: AnnotationBox, findings: list[tuple[str, AnnotationBox]], min_cover: float = 0.5) -> tuple[str, ...]:
     """Every label with a box that the crop covers by ``min_cover`` of the box's area, or whose centre it holds."""
     found = set()
     for label, b in findings:
@@ -59,7 +60,7 @@ def crop_labels(crop: Box, findings: list[tuple[str, Box]], min_cover: float = 0
     return tuple(sorted(found))
 
 
-def sample_box_crops(box: Box, n: int, rng: np.random.Generator, settings: CropSettings = CropSettings()) -> list[Box]:
+def sample_box_crops(box: AnnotationBox, n: int, rng: np.random.Generator, settings: CropSettings = CropSettings()) -> list[AnnotationBox]:
     """``n`` crops, log-uniform in area ratio and aspect ratio, each holding the box's centre."""
     cx, cy = box_center(box)
     area = max(box_area(box), 1.0)
@@ -82,9 +83,9 @@ def sample_normal_crops(
     n: int,
     rng: np.random.Generator,
     settings: CropSettings = CropSettings(),
-    avoid: list[Box] = (),
+    avoid: list[AnnotationBox] = (),
     max_tries: int = 50,
-) -> list[Box]:
+) -> list[AnnotationBox]:
     """Square crops centred on breast tissue (``tissue`` is a boolean (H, W) mask) that overlap no box in ``avoid``.
 
     Returns fewer than ``n`` crops when the tissue is too small or too crowded to place them.
@@ -93,7 +94,7 @@ def sample_normal_crops(
     if len(xs) == 0:
         return []
     lo, hi = np.log(settings.normal_side_range)
-    crops: list[Box] = []
+    crops: list[AnnotationBox] = []
     for _ in range(n * max_tries):
         if len(crops) == n:
             break
@@ -107,7 +108,7 @@ def sample_normal_crops(
 
 
 def plan_crops(
-    findings: list[tuple[str, Box]],
+    findings: list[tuple[str, AnnotationBox]],
     tissue: np.ndarray | None,
     rng: np.random.Generator,
     settings: CropSettings = CropSettings(),
@@ -128,7 +129,7 @@ def plan_crops(
     return [Crop(c, (normal_label,)) for c in sample_normal_crops(tissue, settings.crops_per_normal_image, rng, settings)]
 
 
-def extract_crop(image: np.ndarray, box: Box, size: int) -> np.ndarray:
+def extract_crop(image: np.ndarray, box: AnnotationBox, size: int) -> np.ndarray:
     """Cut ``box`` out of an (H, W, C) image, zero outside the image, resized to (size, size, C)."""
     x0, y0 = int(math.floor(box[0])), int(math.floor(box[1]))
     x1, y1 = max(int(math.ceil(box[2])), x0 + 1), max(int(math.ceil(box[3])), y0 + 1)

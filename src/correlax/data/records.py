@@ -8,10 +8,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from correlax.geometry import AnnotationBox
 from correlax.fileio import write_json
 from correlax.labels import LABELS, check_label
 
-Box = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels of the stored image
 
 MANIFEST_VERSION = 1
 
@@ -19,7 +19,7 @@ MANIFEST_VERSION = 1
 @dataclass
 class Finding:
     label: str
-    box: Box | None = None  # None: image-level label without a location
+    box: AnnotationBox | None = None  # None: image-level label without a location
 
     def __post_init__(self) -> None:
         check_label(self.label)

@@ -10,7 +10,8 @@ import logging
 import math
 from pathlib import Path
 
-from correlax.data.records import Box, Finding, ImageRecord
+from correlax.data.records import Finding, ImageRecord
+from correlax.geometry import AnnotationBox
 from correlax.labels import DISPLAY_NAMES, LABELS
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def canonical_label(name: str) -> str:
         raise ValueError(f"unknown label {name!r}; known labels: {', '.join(LABELS)}") from None
 
 
-def box_problem(box: Box, size: tuple[int, int] | None) -> str | None:
+def box_problem(box: AnnotationBox, size: tuple[int, int] | None) -> str | None:
     """Why ``box`` is unusable on an image of ``size`` (height, width), or None when it is fine.
 
     A box that merely overhangs the border is fine here (see :func:`clip_box`); an empty or inverted
@@ -87,7 +88,7 @@ def box_problem(box: Box, size: tuple[int, int] | None) -> str | None:
     return None
 
 
-def clip_box(box: Box, size: tuple[int, int]) -> Box:
+def clip_box(box: AnnotationBox, size: tuple[int, int]) -> AnnotationBox:
     """Clip ``box`` to an image of ``size`` (height, width); coordinates are continuous, 0..width."""
     height, width = size
     xmin, ymin, xmax, ymax = box
@@ -99,7 +100,7 @@ def clip_box(box: Box, size: tuple[int, int]) -> Box:
     )
 
 
-def checked_box(box: Box, size: tuple[int, int] | None, where: str, problems: Problems, line: int | None) -> Box | None:
+def checked_box(box: AnnotationBox, size: tuple[int, int] | None, where: str, problems: Problems, line: int | None) -> AnnotationBox | None:
     """Validate ``box``: record a problem and return None, or return it clipped (logging when clipping moved it)."""
     problem = box_problem(box, size)
     if problem:
@@ -120,7 +121,7 @@ BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 
 def row_box(
     row: dict, size: tuple[int, int] | None, where: str, problems: Problems, line: int | None
-) -> tuple[bool, Box | None]:
+) -> tuple[bool, AnnotationBox | None]:
     """The box of a CSV row: (True, None) when its four columns are empty, (True, box) when valid (clipped),
     (False, None) after recording a problem."""
     coords = [row.get(k) or "" for k in BOX_COLUMNS]
@@ -148,5 +149,5 @@ def add_finding(record: ImageRecord, finding: Finding, where: str | Path, line: 
     record.findings.append(finding)
 
 
-def _fmt(box: Box) -> str:
+def _fmt(box: AnnotationBox) -> str:
     return "(" + ", ".join(f"{v:g}" for v in box) + ")"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from correlax.data.records import Box, ImageRecord
+from correlax.data.records import ImageRecord
+from correlax.geometry import AnnotationBox
 from correlax.labels import NO_FINDING
 from correlax.preprocess import PreparedImage
 
@@ -16,9 +17,9 @@ def boxed_records(records: Iterable[ImageRecord], labels: Sequence[str]) -> list
     return [r for r in records if any(f.box is not None and f.label in known for f in r.findings)]
 
 
-def boxes_in_prepared(record: ImageRecord, prepared: PreparedImage) -> dict[str, list[Box]]:
+def boxes_in_prepared(record: ImageRecord, prepared: PreparedImage) -> dict[str, list[AnnotationBox]]:
     """The record's boxes by label, in the prepared image's pixels (where the maps are)."""
-    boxes: dict[str, list[Box]] = {}
+    boxes: dict[str, list[AnnotationBox]] = {}
     for f in record.findings:
         if f.box is not None and f.label != NO_FINDING:
             boxes.setdefault(f.label, []).append(prepared.map_box(f.box))

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from correlax.geometry import AnnotationBox, PixelBox
 from correlax.labels import NO_FINDING
 
-Box = tuple[float, float, float, float]
-IntBox = tuple[int, int, int, int]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 MARGIN_PX = 32  # the reference enlarges boxes by the window stride S
@@ -61,7 +60,7 @@ def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
-def peak_in_box(heatmap: np.ndarray, box: IntBox) -> tuple[int, int, float]:
+def peak_in_box(heatmap: np.ndarray, box: PixelBox) -> tuple[int, int, float]:
     """(x, y, value) of the maximum of an (H, W) map inside ``box`` (exclusive end), in image pixels."""
     x0, y0, x1, y1 = box
     region = heatmap[y0:y1, x0:x1]
@@ -76,8 +75,8 @@ def _argmax(values: np.ndarray) -> tuple[int, int]:
 
 def point_reference(
     heatmap: np.ndarray,
-    boxes: Sequence[Box],
-    crop: IntBox | None = None,
+    boxes: Sequence[AnnotationBox],
+    crop: PixelBox | None = None,
     margin_px: float = MARGIN_PX,
     threshold: float | None = None,
 ) -> Point:
@@ -96,7 +95,7 @@ def point_reference(
     return Point(x, y, value, bool(inside and above))
 
 
-def box_distance(x: float, y: float, box: Box, spacing: tuple[float, float] = (1.0, 1.0)) -> float:
+def box_distance(x: float, y: float, box: AnnotationBox, spacing: tuple[float, float] = (1.0, 1.0)) -> float:
     """Euclidean distance from a point to a closed box; ``spacing`` = (row, col) units per pixel."""
     bx0, by0, bx1, by1 = box
     dx = max(bx0 - x, 0.0, x - bx1) * spacing[1]
@@ -106,7 +105,7 @@ def box_distance(x: float, y: float, box: Box, spacing: tuple[float, float] = (1
 
 def point_standard(
     heatmap: np.ndarray,
-    boxes: Sequence[Box],
+    boxes: Sequence[AnnotationBox],
     tolerance: float = TOLERANCE_PX,
     spacing: tuple[float, float] = (1.0, 1.0),
 ) -> Point:
@@ -121,7 +120,7 @@ def point_standard(
     return Point(x, y, float(heatmap[y, x]), hit)
 
 
-def _clip_box(box: Box, w: int, h: int) -> Box | None:
+def _clip_box(box: AnnotationBox, w: int, h: int) -> AnnotationBox | None:
     bx0, by0, bx1, by1 = box
     bx0, by0, bx1, by1 = max(bx0, 0.0), max(by0, 0.0), min(bx1, w - 1.0), min(by1, h - 1.0)
     return (bx0, by0, bx1, by1) if bx0 <= bx1 and by0 <= by1 else None
@@ -165,7 +164,7 @@ class PointingGameScorer:
     ``add`` scores one image and returns its points ({label: {"reference": Point, "standard": Point}}),
     for panels; ``result`` gives the metrics.json block of the method. Labels carrying no box in an image,
     and ``no_finding``, are not scored; an image counts when at least one of its classes is scored.
-    Box labels the model does not know are counted under ``"unscored_boxes"``.
+    AnnotationBox labels the model does not know are counted under ``"unscored_boxes"``.
     """
 
     def __init__(
@@ -189,8 +188,8 @@ class PointingGameScorer:
     def add(
         self,
         maps: np.ndarray,
-        boxes_by_label: Mapping[str, Sequence[Box]],
-        breast_box: IntBox | None = None,
+        boxes_by_label: Mapping[str, Sequence[AnnotationBox]],
+        breast_box: PixelBox | None = None,
         spacing: tuple[float, float] | None = None,
     ) -> dict[str, dict[str, Point]]:
         """Score one image: ``maps`` (L, H, W) in this scorer's label order, boxes in the same pixels,
@@ -261,8 +260,8 @@ class MultiMethodScorer:
     def add(
         self,
         maps_by_method: Mapping[str, np.ndarray],
-        boxes_by_label: Mapping[str, Sequence[Box]],
-        breast_box: IntBox | None = None,
+        boxes_by_label: Mapping[str, Sequence[AnnotationBox]],
+        breast_box: PixelBox | None = None,
         spacing: tuple[float, float] | None = None,
     ) -> dict[str, dict[str, dict[str, Point]]]:
         """Score one image under every method; returns {method: {label: {protocol: Point}}}."""

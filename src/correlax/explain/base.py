@@ -14,13 +14,14 @@ back from that (``maps_of``).
 
 from __future__ import annotations
 
+from correlax.geometry import PixelBox
+
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-Box = tuple[int, int, int, int]
 
 
 @runtime_checkable
@@ -30,9 +31,9 @@ class Explainer(Protocol):
 
     def settings_key(self) -> dict: ...
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]: ...
+    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]: ...
 
-    def entry(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]: ...
+    def entry(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]: ...
 
     def maps_of(self, entry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -46,10 +47,10 @@ class MapExplainer:
     def settings_key(self) -> dict:
         return {}
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def entry(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+    def entry(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         return self.attribute(image, breast_box)
 
     def maps_of(self, entry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -26,7 +26,8 @@ from torch import nn
 from correlax.explain.base import MapExplainer
 from correlax.explain.kernel import OverlapAverage, place
 from correlax.explain.runner import model_device
-from correlax.explain.windows import Box, WindowGrid, breast_box_of, image_grey, pad_crop, window_view
+from correlax.explain.windows import WindowGrid, breast_box_of, image_grey, pad_crop, window_view
+from correlax.geometry import PixelBox
 from correlax.preprocess import breast_mask
 
 
@@ -69,7 +70,7 @@ class _WindowedExplainer(MapExplainer):
         """(B, 3, W, W) windows on the model's device -> (B, L, W, W) maps."""
         raise NotImplementedError
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
         box = breast_box_of(image, breast_box)
         grid = WindowGrid(box, self.window, self.stride)
@@ -170,11 +171,11 @@ class _PointExplainer(MapExplainer):
     def settings_key(self) -> dict:
         return {"sigma": self.sigma}
 
-    def points(self, image: torch.Tensor, box: Box) -> list[tuple[float, float]]:
+    def points(self, image: torch.Tensor, box: PixelBox) -> list[tuple[float, float]]:
         """One (x, y) per label."""
         raise NotImplementedError
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
         points = self.points(image, breast_box_of(image, breast_box))
         return {self.name: np.stack([gaussian_bump((h, w), x, y, self.sigma) for x, y in points])}
@@ -188,7 +189,7 @@ class CenterExplainer(_PointExplainer):
     def __init__(self, labels, sigma: float = 64.0) -> None:
         super().__init__(labels, sigma)
 
-    def points(self, image: torch.Tensor, box: Box) -> list[tuple[float, float]]:
+    def points(self, image: torch.Tensor, box: PixelBox) -> list[tuple[float, float]]:
         x0, y0, x1, y1 = box
         return [((x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2)] * len(self.labels)
 
@@ -209,7 +210,7 @@ class RandomPointExplainer(_PointExplainer):
     def settings_key(self) -> dict:
         return {**super().settings_key(), "seed": self.seed}
 
-    def points(self, image: torch.Tensor, box: Box) -> list[tuple[float, float]]:
+    def points(self, image: torch.Tensor, box: PixelBox) -> list[tuple[float, float]]:
         x0, y0, x1, y1 = box
         pixels = image.detach().cpu().numpy()
         rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(pixels[:, ::7, ::7]).tobytes())])

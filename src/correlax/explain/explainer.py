@@ -17,8 +17,8 @@ from correlax.explain.registry import CORRELAX_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.runner import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
+from correlax.geometry import PixelBox
 from correlax.explain.windows import (
-    Box,
     WindowGrid,
     breast_box_of,
     image_grey,
@@ -34,7 +34,7 @@ class CorrelaxResult:
 
     labels: tuple[str, ...]
     settings: CorrelaxSettings
-    breast_box: Box
+    breast_box: PixelBox
     # window grid
     window_prediction: np.ndarray  # (L, gh, gw)
     window_corr_pred: np.ndarray  # (L, gh, gw)
@@ -100,7 +100,7 @@ class CorrelaxExplainer(MapExplainer):
     def explain(
         self,
         image: torch.Tensor,
-        breast_box: Box | None = None,
+        breast_box: PixelBox | None = None,
         tissue: torch.Tensor | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> CorrelaxResult:
@@ -194,12 +194,12 @@ class CorrelaxExplainer(MapExplainer):
     def settings_key(self) -> dict:
         return self.settings.method_dict()
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
         return method_maps(self.explain(image, breast_box).arrays())
 
     def entry(
-        self, image: torch.Tensor, breast_box: Box | None = None, progress: Callable[[int, int], None] | None = None
+        self, image: torch.Tensor, breast_box: PixelBox | None = None, progress: Callable[[int, int], None] | None = None
     ) -> dict[str, np.ndarray]:
         result = self.explain(image, breast_box, progress=progress)
         return {**result.arrays(), "breast_box": np.array(result.breast_box), "labels": np.array(result.labels)}

@@ -6,6 +6,8 @@ A window's centre sits at crop pixel (i*S, j*S); in the padded crop its top-left
 
 from __future__ import annotations
 
+from correlax.geometry import PixelBox
+
 import math
 from dataclasses import dataclass
 
@@ -15,7 +17,6 @@ import torch.nn.functional as F
 
 from correlax.preprocess import breast_bbox
 
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1, exclusive end, in image pixels
 
 
 def image_grey(image: torch.Tensor) -> np.ndarray:
@@ -23,7 +24,7 @@ def image_grey(image: torch.Tensor) -> np.ndarray:
     return (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def breast_box_of(image: torch.Tensor, box: Box | None = None) -> Box:
+def breast_box_of(image: torch.Tensor, box: PixelBox | None = None) -> PixelBox:
     """``box`` checked against the (3, H, W) image, or, when None, the image's own breast box (the largest
     Otsu component, as in pre-processing)."""
     _, height, width = image.shape
@@ -32,7 +33,7 @@ def breast_box_of(image: torch.Tensor, box: Box | None = None) -> Box:
 
 @dataclass(frozen=True)
 class WindowGrid:
-    box: Box
+    box: PixelBox
     window: int
     stride: int
 
@@ -53,7 +54,7 @@ class WindowGrid:
         return h + self.window, w + self.window
 
 
-def check_box(box: Box, height: int, width: int) -> Box:
+def check_box(box: PixelBox, height: int, width: int) -> PixelBox:
     x0, y0, x1, y1 = (int(v) for v in box)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise ValueError(f"breast box {box} is empty or outside the {height}x{width} image")

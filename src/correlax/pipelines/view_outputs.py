@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from correlax.data.records import Box, Manifest
+from correlax.data.records import Manifest
+from correlax.geometry import AnnotationBox
 from correlax.errors import FileProblem
 from correlax.explain.explainer import method_maps
 from correlax.io import read_image
@@ -58,7 +59,7 @@ def read_explain_output(summary_path: Path) -> ExplainOutput:
 
 
 def explain_viewer_image(
-    output: ExplainOutput, image_id: str, boxes: Mapping[str, list[Box]] | None = None
+    output: ExplainOutput, image_id: str, boxes: Mapping[str, list[AnnotationBox]] | None = None
 ) -> ViewerImage:
     """The source at its stored resolution, the maps mirrored back where the flip applied, peaks on the stored
     grid; ``boxes`` ({label: boxes} in stored pixels, e.g. from a manifest) are shown as they are."""
@@ -80,7 +81,7 @@ def summary_files(out_dir: Path) -> list[Path]:
 
 
 def explain_viewer_images(
-    out_dir: Path, failures: list[str], boxes_by_source: Mapping[Path, Mapping[str, list[Box]]] | None = None
+    out_dir: Path, failures: list[str], boxes_by_source: Mapping[Path, Mapping[str, list[AnnotationBox]]] | None = None
 ) -> Iterator[ViewerImage]:
     """One viewer image per ``<stem>.json`` in ``out_dir``; an output that cannot be shown is logged and
     appended to ``failures``, and the others go on. ``boxes_by_source`` is keyed by resolved source path."""
@@ -94,9 +95,9 @@ def explain_viewer_images(
             failures.append(str(exc))
 
 
-def manifest_boxes(manifest: Manifest) -> dict[Path, dict[str, list[Box]]]:
+def manifest_boxes(manifest: Manifest) -> dict[Path, dict[str, list[AnnotationBox]]]:
     """The true boxes of every image in a manifest, by resolved image path, in stored pixels."""
-    out: dict[Path, dict[str, list[Box]]] = {}
+    out: dict[Path, dict[str, list[AnnotationBox]]] = {}
     for record in manifest.records:
         for finding in record.findings:
             if finding.box is not None and finding.label != NO_FINDING:

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import torch
 
-from correlax.data.records import Box
+from correlax.geometry import AnnotationBox, PixelBox
 from correlax.io.image import Mammogram
 from correlax.settings import DictSettings
-from correlax.preprocess.steps import IntBox, breast_bbox, breast_on_right, clahe_fusion, resample, to_uint8
+from correlax.preprocess.steps import breast_bbox, breast_on_right, clahe_fusion, resample, to_uint8
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class PreparedGeometry(DictSettings):
         """(x, y): prepared pixels per stored pixel."""
         return self.prepared_shape[1] / self.stored_shape[1], self.prepared_shape[0] / self.stored_shape[0]
 
-    def box_to_prepared(self, box: Box) -> Box:
+    def box_to_prepared(self, box: AnnotationBox) -> AnnotationBox:
         """(xmin, ymin, xmax, ymax) pixel edges on the stored grid → pixel edges on the prepared grid."""
         sx, sy = self.scale
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -94,7 +94,7 @@ class PreparedImage:
     """A mammogram ready for the network, and how its pixel grid relates to the stored image."""
 
     image: np.ndarray  # (H, W, 3) uint8, whole image (not cropped)
-    breast_box: IntBox  # x0, y0, x1, y1 (exclusive end) in prepared pixels
+    breast_box: PixelBox  # x0, y0, x1, y1 (exclusive end) in prepared pixels
     scale: float  # prepared pixels per stored pixel along x (columns)
     flipped: bool  # mirrored left-right after resampling
     scale_y: float | None = None  # along y (rows) when it differs from ``scale``; None: same
@@ -113,7 +113,7 @@ class PreparedImage:
         stored = self.stored_shape or (round(h / sy), round(w / self.scale))
         return PreparedGeometry(stored_shape=tuple(stored), prepared_shape=(h, w), flipped=self.flipped)
 
-    def map_box(self, box: Box) -> Box:
+    def map_box(self, box: AnnotationBox) -> AnnotationBox:
         """Map (xmin, ymin, xmax, ymax) from stored-image pixels to prepared-image pixels."""
         return self.geometry.box_to_prepared(box)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-IntBox = tuple[int, int, int, int]
 
 
 def to_unit_float(pixels: np.ndarray) -> np.ndarray:
@@ -36,7 +35,7 @@ def breast_mask(gray: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
-def breast_bbox(gray: np.ndarray) -> IntBox:
+def breast_bbox(gray: np.ndarray) -> PixelBox:
     """Bounding box of :func:`breast_mask`; the whole image when the mask is empty."""
     mask = breast_mask(gray)
     if not mask.any():

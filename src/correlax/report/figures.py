@@ -12,11 +12,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from correlax.geometry import AnnotationBox, PixelBox
 from correlax.evaluation.pointing_game import Point
 from correlax.labels import DISPLAY_NAMES
 
-Box = tuple[float, float, float, float]
-IntBox = tuple[int, int, int, int]
 
 PANEL_PIXELS = 360  # longest side of each downsampled panel image
 HIT, MISS, BOX = "#1fbf5f", "#ff3b3b", "#35d0ff"
@@ -33,10 +32,10 @@ class ImagePanel:
     image_id: str
     label: str
     image: np.ndarray
-    boxes: Sequence[Box]
+    boxes: Sequence[AnnotationBox]
     maps: Mapping[str, np.ndarray]
     points: Mapping[str, Point] = field(default_factory=dict)
-    breast_box: IntBox | None = None
+    breast_box: PixelBox | None = None
 
 
 def panels_for_image(
@@ -44,9 +43,9 @@ def panels_for_image(
     image: np.ndarray,
     maps_by_method: Mapping[str, np.ndarray],
     labels: Sequence[str],
-    boxes_by_label: Mapping[str, Sequence[Box]],
+    boxes_by_label: Mapping[str, Sequence[AnnotationBox]],
     points: Mapping[str, Mapping[str, Mapping[str, Point]]],
-    breast_box: IntBox | None = None,
+    breast_box: PixelBox | None = None,
 ) -> list[ImagePanel]:
     """One panel per scored class of an image; ``points`` is what ``MultiMethodScorer.add`` returned."""
     scored = [lb for lb in labels if any(lb in per_label for per_label in points.values())]
@@ -77,7 +76,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _shrink(array: np.ndarray, box: IntBox) -> np.ndarray:
+def _shrink(array: np.ndarray, box: PixelBox) -> np.ndarray:
     x0, y0, x1, y1 = box
     crop = np.asarray(array[y0:y1, x0:x1], dtype=np.float32)
     scale = PANEL_PIXELS / max(crop.shape[:2])

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from correlax.data.records import Box
+from correlax.geometry import AnnotationBox
 from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.preprocess import to_uint8
 from correlax.report.figures import heat_rgba
@@ -62,7 +62,7 @@ class ViewerImage:
     grey: np.ndarray
     overlays: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
     peaks: Mapping[str, Mapping[str, Sequence[float]]] = field(default_factory=dict)
-    boxes: Mapping[str, Sequence[Box]] = field(default_factory=dict)
+    boxes: Mapping[str, Sequence[AnnotationBox]] = field(default_factory=dict)
 
     @classmethod
     def from_maps(
@@ -71,7 +71,7 @@ class ViewerImage:
         grey: np.ndarray,
         maps_by_method: Mapping[str, np.ndarray],
         labels: Sequence[str],
-        boxes: Mapping[str, Sequence[Box]] | None = None,
+        boxes: Mapping[str, Sequence[AnnotationBox]] | None = None,
         peaks: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     ) -> ViewerImage:
         """From (L, H, W) maps per method (as the explainers return them) on the grid of ``grey``."""

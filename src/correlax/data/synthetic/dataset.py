@@ -16,7 +16,8 @@ import numpy as np
 
 from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.data.synthetic.anatomy import BITS_STORED, synth_phantom, to_uint16
-from correlax.data.synthetic.lesions import Box, add_calcification_cluster, add_mass
+from correlax.data.synthetic.lesions import add_calcification_cluster, add_mass
+from correlax.geometry import AnnotationBox
 
 BREAST_COLUMNS = ("study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
                   "breast_birads", "breast_density", "split")
@@ -36,7 +37,7 @@ def pixel_spacing(size: int) -> float:
 @dataclass
 class SyntheticFinding:
     category: str  # a VinDr category name
-    box: Box
+    box: AnnotationBox
     birads: int
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from correlax.geometry import AnnotationBox
 from correlax.data.synthetic.anatomy import DENSE, FAT, MAX_VALUE
 
-Box = tuple[float, float, float, float]
 MASS_KINDS = ("round", "lobulated", "spiculated", "low_contrast")
 
 
@@ -41,7 +41,7 @@ def _add_patch(pixels: np.ndarray, patch: np.ndarray, top: int, left: int) -> np
 
 def add_calcification_cluster(rng: np.random.Generator, pixels: np.ndarray, where: np.ndarray,
                               n_specks: int | None = None, radius: float | None = None,
-                              contrast: float | None = None) -> tuple[np.ndarray, Box]:
+                              contrast: float | None = None) -> tuple[np.ndarray, AnnotationBox]:
     """A cluster of ``n_specks`` (5-16) tiny bright specks (1-3 px across) in an ellipse of ``radius``
     pixels (1.2-4.5 % of the image height, at least 8 px), ``contrast`` in 12-bit units above the
     surrounding tissue (900-1500)."""
@@ -110,7 +110,7 @@ def _mass_profile(rng: np.random.Generator, kind: str, radius: float) -> np.ndar
 
 
 def add_mass(rng: np.random.Generator, pixels: np.ndarray, where: np.ndarray, kind: str | None = None,
-             radius: float | None = None, contrast: float | None = None) -> tuple[np.ndarray, Box]:
+             radius: float | None = None, contrast: float | None = None) -> tuple[np.ndarray, AnnotationBox]:
     """A mass of ``kind`` (round, lobulated, spiculated, low_contrast; random when None) with
     ``radius`` pixels (1.8-6.5 % of the image height) and ``contrast`` in 12-bit units above the
     surrounding tissue (0.4-0.6 of the fat-to-dense range; about half that for low_contrast)."""
@@ -132,7 +132,7 @@ def add_mass(rng: np.random.Generator, pixels: np.ndarray, where: np.ndarray, ki
     return _add_patch(pixels, contrast * profile, top, left), _clip_box(box, pixels.shape)
 
 
-def _clip_box(box: tuple[float, ...], shape: tuple[int, ...]) -> Box:
+def _clip_box(box: tuple[float, ...], shape: tuple[int, ...]) -> AnnotationBox:
     h, w = shape[:2]
     x0, y0, x1, y1 = (float(v) for v in box)
     return (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
