@@ -25,7 +25,7 @@ from correlax.evaluation.pointing_game import format_pointing_game
 from correlax.explain import CorrelaxSettings
 from correlax.explain.registry import list_methods
 from correlax.models import load_checkpoint
-from correlax.pipelines.pointing_game import run_pointing_game
+from correlax.pipelines.pointing_game import LocalisationJob, run_pointing_game
 from correlax.training import TrainConfig, evaluate_checkpoint, train
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[
         "wall time before the Pointing Game": f"{time.perf_counter() - started:.0f} s",
     }
     metrics, localisation = run_pointing_game(
-        model, info.preprocess_settings, manifest, explained, methods, settings, out, run_facts,
+        LocalisationJob(model, info.preprocess_settings, manifest, explained, methods, settings), out, run_facts,
         "correlax demo — synthetic mammograms", classification, max_panels=config.max_panels,
     )  # fmt: skip
     for path, reason in localisation.failures:

@@ -7,16 +7,13 @@ import json
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, add_margin_option, correlax_settings, margin_pixels
+from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels
 from correlax.cli.train import add_train_options, train_config
-from correlax.explain.registry import list_methods
-from correlax.settings import MASK_FILLS
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    methods = list_methods()
     p = subparsers.add_parser(
         "crossval",
         help="cross-validate: per patient-wise fold train, evaluate crops, explain and score; pool out-of-fold",
@@ -31,13 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the fold assignment (default: %(default)s)")
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per fold)")
     p.add_argument("--json", type=Path, help="also write the pooled result here (e.g. benchmarks/results/NAME.json)")
-    p.add_argument("--methods", nargs="+", default=list(methods), choices=methods, metavar="METHOD",
-                   help=f"methods to score (default: all: {', '.join(methods)})")  # fmt: skip
-    p.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
-    add_margin_option(p)
+    add_scoring_options(p)
     p.add_argument("--device", help="where the models explain: cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
-                   help="what CorRELAX's hidden pixels show (default: black, the paper's)")  # fmt: skip
     add_train_options(p.add_argument_group("training (per fold)"), prefix="train-")
     add_correlax_options(p)
     p.set_defaults(func=run, resume=True)
@@ -50,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         train = train_config(args, args.data, str(args.out))
         spacing = args.target_spacing
-        settings = correlax_settings(args, args.input_size, spacing).replace(mask_fill=args.mask_fill)
+        settings = correlax_settings(args, args.input_size, spacing)
         config = CrossvalConfig(
             out=args.out, folds=args.folds, train=train, settings=settings, methods=tuple(args.methods),
             margin_px=margin_pixels(args, spacing), tolerance_mm=args.tolerance_mm, split_seed=args.split_seed,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from correlax.explain.settings import PRECISIONS, CorrelaxSettings
+from correlax.settings import MASK_FILLS
 
 FAST_SE_TOL = 0.1  # the stopping rule whose loss the README reports (benchmarks/results/gpu-h200-trained-all.json)
 WINDOW_PER_STRIDE = 8  # the reference's W/S (256 px windows every 32 px)
@@ -39,6 +40,8 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
                    help=f"the measured fast mode: bf16 and mask stopping at --se-tol {FAST_SE_TOL}, every window"
                         " and the same stride (README: its speed-up and its loss)")  # fmt: skip
     g.add_argument("--mask-round", type=int, default=64, help="masks per round with --se-tol (default: %(default)s)")
+    g.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
+                   help="what the hidden pixels show (default: black, the paper's)")  # fmt: skip
 
 
 def to_pixels(mm: float, spacing: float | None, option: str) -> int:
@@ -67,10 +70,18 @@ def correlax_settings(args: argparse.Namespace, input_size: int, spacing: float 
         window=window, stride=stride, n_masks=args.masks, grid=args.grid,
         keep_prob=args.keep_prob, seed=args.seed, precision=precision, compile=args.compile,
         batch_size=args.batch_size, min_tissue=args.min_tissue, se_tol=se_tol, mask_round=args.mask_round,
+        mask_fill=args.mask_fill,
     )  # fmt: skip
 
 
-def add_margin_option(parser: argparse.ArgumentParser) -> None:
+def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """The Pointing Game's options: which methods, the standard tolerance and the reference margin."""
+    from correlax.explain.registry import list_methods
+
+    methods = list_methods()
+    parser.add_argument("--methods", nargs="+", default=list(methods), choices=methods, metavar="METHOD",
+                        help=f"methods to score (default: all: {', '.join(methods)})")  # fmt: skip
+    parser.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
     parser.add_argument("--margin-mm", type=float,
                         help="reference protocol: enlarge each box by this many mm (default: the stride, as the reference)")  # fmt: skip
 

@@ -6,14 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, add_margin_option, correlax_settings, margin_pixels
-from correlax.explain.registry import list_methods
+from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    methods = list_methods()
     p = subparsers.add_parser(
         "pointing-game",
         help="score heatmaps of CorRELAX and the baselines against the boxes (both protocols), write the report",
@@ -24,11 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, type=Path, help="exported model (RUN/model.safetensors)")
     p.add_argument("--data", required=True, type=Path, help="manifest JSON")
     p.add_argument("--split", default="test", help="split to score (default: %(default)s)")
-    p.add_argument("--methods", nargs="+", default=list(methods), choices=methods, metavar="METHOD",
-                   help=f"methods to score (default: all: {', '.join(methods)})")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
-    add_margin_option(p)
+    add_scoring_options(p)
     p.add_argument("--max-panels", type=int, default=24, help="per-image panels in the report (default: %(default)s)")
     p.add_argument("--skip-classifier", action="store_true", help="leave out the crop-level classifier table")
     p.add_argument("--explain-dir", type=Path,
@@ -48,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from correlax.evaluation.pointing_game import format_pointing_game
     from correlax.models import CheckpointError, load_checkpoint
     from correlax.pipelines.explain_files import InputError, check_output_folder
-    from correlax.pipelines.pointing_game import run_pointing_game
+    from correlax.pipelines.pointing_game import LocalisationJob, run_pointing_game
     from correlax.training import evaluate_checkpoint
 
     try:
@@ -71,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         + (" (fast mode)" if settings.min_tissue or settings.se_tol else ""),
     }
     metrics, result = run_pointing_game(
-        model, info.preprocess_settings, manifest, manifest.split(args.split), args.methods, settings, args.out,
+        LocalisationJob(model, info.preprocess_settings, manifest, manifest.split(args.split), args.methods, settings),
+        args.out,
         run_facts, f"Pointing Game — {args.data.name}, split {args.split}", classification,
         max_panels=args.max_panels, tolerance_mm=args.tolerance_mm, margin_px=margin_px,
         progress=lambda items: track(items, description="explaining"), explain_dir=args.explain_dir,

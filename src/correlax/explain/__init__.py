@@ -6,7 +6,7 @@ The names below are imported on first use, so that listing the registered method
 
 from __future__ import annotations
 
-import importlib
+from correlax.lazy import lazy_attributes
 
 _LAZY = {
     "CorrelaxExplainer": "correlax.explain.explainer",
@@ -15,8 +15,4 @@ _LAZY = {
 }
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -30,7 +30,7 @@ from correlax.evaluation.crossval import paired_against, pool_classification, po
 from correlax.explain import CorrelaxSettings
 from correlax.fileio import atomic_write_bytes, write_json
 from correlax.models import load_checkpoint
-from correlax.pipelines.pointing_game import explain_and_score, geometry_mm
+from correlax.pipelines.pointing_game import LocalisationJob, explain_and_score, geometry_mm
 from correlax.training import TrainConfig, train
 from correlax.training.predict import crop_predictions
 
@@ -80,9 +80,9 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, info = load_checkpoint(model_path, map_location=device)
+    job = LocalisationJob(model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings)
     localisation = explain_and_score(
-        model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings,
-        store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
+        job, store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
     )  # fmt: skip
     result = {
         "config": config.describe(),

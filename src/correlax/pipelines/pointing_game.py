@@ -64,13 +64,20 @@ def entry_for(
             return waited
 
 
+@dataclass(frozen=True)
+class LocalisationJob:
+    """What to explain and score: a model and its pre-processing, images of a manifest, methods, settings."""
+
+    model: nn.Module
+    preprocess: PreprocessSettings
+    manifest: Manifest
+    records: Sequence[ImageRecord]
+    methods: Sequence[str]
+    settings: CorrelaxSettings
+
+
 def explain_and_score(
-    model: nn.Module,
-    preprocess: PreprocessSettings,
-    manifest: Manifest,
-    records: Sequence[ImageRecord],
-    methods: Sequence[str],
-    settings: CorrelaxSettings,
+    job: LocalisationJob,
     store_dir: Path,
     max_panels: int = 12,
     tolerance_mm: float | None = None,
@@ -86,6 +93,7 @@ def explain_and_score(
     for files that state none. ``viewer`` gets every scored image with its maps, boxes and pointed locations.
     A bad image is logged and listed in ``failures``; the others go on.
     """
+    model, preprocess, manifest, methods, settings = job.model, job.preprocess, job.manifest, job.methods, job.settings
     labels = tuple(model.labels)
     explainers = create_explainers(methods, model, settings)
     tolerance = {"tolerance_px": None, "tolerance_mm": tolerance_mm} if tolerance_mm else {}
@@ -95,7 +103,7 @@ def explain_and_score(
     if explain_dir is not None:
         stores.append(MapStore(Path(explain_dir) / "maps", readonly=True))
     result = LocalisationResult(pointing_game={}, panels=[])
-    for record in progress(boxed_records(records, labels)):
+    for record in progress(boxed_records(job.records, labels)):
         path = manifest.resolve(record)
         try:
             prepared = load_prepared(path, preprocess, spacing=record.spacing or spacing)
@@ -158,12 +166,7 @@ def describe_geometry(g: dict, settings: CorrelaxSettings) -> str:
 
 
 def run_pointing_game(
-    model: nn.Module,
-    preprocess: PreprocessSettings,
-    manifest: Manifest,
-    records: Sequence[ImageRecord],
-    methods: Sequence[str],
-    settings: CorrelaxSettings,
+    job: LocalisationJob,
     out: Path,
     run_facts: dict,
     title: str,
@@ -178,7 +181,8 @@ def run_pointing_game(
 
     options.setdefault("store_dir", out / "maps")
     viewer = ViewerWriter(out / "report", page="viewer.html", title=f"{title}: images")
-    result = explain_and_score(model, preprocess, manifest, records, methods, settings, viewer=viewer, **options)
+    result = explain_and_score(job, viewer=viewer, **options)
+    settings = job.settings
     margin_px = settings.stride if options.get("margin_px") is None else options["margin_px"]
     geometry = geometry_mm(settings, margin_px, result.spacings)
     metrics: dict = {"title": title, "run": {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}}
