@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from correlax.settings import DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class CorrelaxSettings(DictSettings):
     min_tissue: float = 0.0
     se_tol: float = 0.0
     mask_round: int = 64
+    # run knob: the network's forward in PyTorch or ONNX Runtime (CPU, fp32; correlax.explain.backends)
+    backend: str = "torch"
+    # method settings, coarse-to-fine (correlax.explain.refine): with ``coarse_stride`` (a multiple of ``stride``)
+    # the windows of the coarse grid run first; around a coarse window whose largest prediction, |correlation| or
+    # standard error reaches its threshold the full-stride windows run; the others take the coarse values
+    # interpolated (None: threshold off)
+    coarse_stride: int | None = None
+    refine_prediction: float | None = None
+    refine_corr: float | None = None
+    refine_se: float | None = None
 
     def __post_init__(self) -> None:
         if self.window <= 0 or self.window % 2:
@@ -51,6 +62,12 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "onnx" and (self.precision != "fp32" or self.compile):
+            raise ValueError("the onnx backend runs fp32 without torch.compile")
+        if self.coarse_stride is not None and (self.coarse_stride <= self.stride or self.coarse_stride % self.stride):
+            raise ValueError(f"coarse_stride must be a multiple of stride={self.stride} above it, got {self.coarse_stride}")
 
     def replace(self, **changes) -> CorrelaxSettings:
         return replace(self, **changes)
