@@ -48,6 +48,8 @@ class OnnxForward:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle threads sleep rather than spin: on a CPU shared with other jobs spinning takes their cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.labels = tuple(model.labels)
         self.session = ort.InferenceSession(export_onnx(model, window), options, providers=["CPUExecutionProvider"])
 

@@ -2,8 +2,9 @@
 
 The coarse grid (stride ``coarse_stride`` = f·S) is the subset of the full grid's windows at rows and columns
 that are multiples of f, so a coarse window's statistics are exactly the full run's for that window (its masks
-depend only on its index). A coarse window is *flagged* when its largest class probability, largest
-|correlation| or largest standard error reaches the setting's threshold; every window of the full grid within
+depend only on its index). A coarse window is *flagged* when a class probability or |correlation| comes within a
+fraction of that class's largest over the coarse grid, or its largest standard error reaches a threshold (over the
+finding classes: ``no_finding``, high wherever there is nothing, says nothing about where to look); every window of the full grid within
 f - 1 steps of a flagged coarse window runs. The windows left out take the coarse prediction and correlations
 interpolated bilinearly over the coarse grid, and no masks (the finer maps average over the windows that ran);
 the smoothing kernel is the full grid's, W/S.
@@ -19,15 +20,29 @@ import torch.nn.functional as F
 from correlax.explain.engine import WindowStats, window_statistics
 from correlax.explain.runner import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
+from correlax.labels import NO_FINDING
+
+FLAT = 1e-3  # a class whose values on the coarse grid span less than this is flat: nothing to refine for it
 
 
-def flagged(stats: WindowStats, settings: CorrelaxSettings) -> torch.Tensor:
-    """(N,) bool: windows whose prediction, |correlation| or standard error reaches a threshold that is set."""
+def finding_columns(labels: tuple[str, ...]) -> list[int]:
+    """The label columns the thresholds look at: all but ``no_finding`` (all when that is the only one)."""
+    return [i for i, label in enumerate(labels) if label != NO_FINDING] or list(range(len(labels)))
+
+
+def flagged(stats: WindowStats, settings: CorrelaxSettings, columns: list[int]) -> torch.Tensor:
+    """(N,) bool: the windows to refine around. Per class in ``columns``, with lo..hi the range of its values on
+    the coarse grid: prediction at least lo + ``refine_prediction`` (hi - lo), or |correlation| at least
+    lo + ``refine_corr`` (hi - lo) (relative: a poorly calibrated network's probabilities may all sit near one
+    value, and the Pointing Game looks for the peak); or the largest standard error at least ``refine_se``.
+    A threshold that is None is off."""
     flag = torch.zeros(len(stats.prediction), dtype=torch.bool, device=stats.prediction.device)
-    if settings.refine_prediction is not None:
-        flag |= stats.prediction.amax(dim=1) >= settings.refine_prediction
-    if settings.refine_corr is not None:
-        flag |= stats.corr_pred.abs().amax(dim=1) >= settings.refine_corr
+    for values, fraction in ((stats.prediction[:, columns], settings.refine_prediction),
+                             (stats.corr_pred[:, columns].abs(), settings.refine_corr)):  # fmt: skip
+        if fraction is not None:
+            low, spread = values.amin(dim=0), values.amax(dim=0) - values.amin(dim=0)
+            varies = (spread > FLAT) | (fraction == 0)  # a flat class map has no peak to look for
+            flag |= ((values - low >= fraction * spread) & varies).any(dim=1)
     if settings.refine_se is not None:
         flag |= stats.se_max >= settings.refine_se
     return flag
@@ -85,7 +100,7 @@ def coarse_to_fine(
         return window_statistics(runner, windows, ids, settings, mask_bank)
     first = window_statistics(runner, windows, coarse, settings, mask_bank)
     flags = torch.zeros(gh * gw, dtype=torch.bool, device=ids.device)
-    flags[coarse[flagged(first, settings)]] = True
+    flags[coarse[flagged(first, settings, finding_columns(tuple(runner.model.labels)))]] = True
     region = refine_region(flags.view(gh, gw), factor).flatten()
     fine = ids[region[ids] & ~on_coarse]
     rest = ids[~region[ids] & ~on_coarse]

@@ -39,9 +39,10 @@ class CorrelaxSettings(DictSettings):
     # run knob: the network's forward in PyTorch or ONNX Runtime (CPU, fp32; correlax.explain.backends)
     backend: str = "torch"
     # method settings, coarse-to-fine (correlax.explain.refine): with ``coarse_stride`` (a multiple of ``stride``)
-    # the windows of the coarse grid run first; around a coarse window whose largest prediction, |correlation| or
-    # standard error reaches its threshold the full-stride windows run; the others take the coarse values
-    # interpolated (None: threshold off)
+    # the windows of the coarse grid run first; the full-stride windows run around a coarse window whose prediction
+    # or |correlation| of a finding class lies in the top (1 - refine_prediction / refine_corr) of that class's
+    # range on the coarse grid, or whose standard error reaches refine_se; the others take the coarse values
+    # interpolated (None: that threshold off)
     coarse_stride: int | None = None
     refine_prediction: float | None = None
     refine_corr: float | None = None
