@@ -6,18 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_engine import STATS, BlobNet, TinyNet, _image
+from test_engine import BLOB_CENTRE, STATS, BlobNet, TinyNet, _image, blob_image, one_thread  # noqa: F401 (fixture)
 
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.refine import interpolate_coarse, refine_region
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_refining_everything_equals_the_full_grid():
@@ -33,11 +25,8 @@ def test_refining_everything_equals_the_full_grid():
 
 def test_planted_signal_is_refined_and_the_rest_interpolated():
     h, w = 96, 128
-    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    grey = 0.3 + 0.05 * torch.sin(xx / 7.0) * torch.cos(yy / 5.0)
-    cy, cx = 60, 40
-    grey = torch.where((yy - cy) ** 2 + (xx - cx) ** 2 <= 36, torch.tensor(1.0), grey)
-    image = grey.expand(3, h, w).clone()
+    cy, cx = BLOB_CENTRE
+    image = blob_image(h, w)
     base = CorrelaxSettings(window=32, stride=8, n_masks=32, batch_size=512)
     exact = CorrelaxExplainer(BlobNet(), base).explain(image, breast_box=(0, 0, w, h))
     fast = CorrelaxExplainer(BlobNet(), base.replace(coarse_stride=32, refine_prediction=0.5)).explain(image, (0, 0, w, h))
