@@ -141,11 +141,12 @@ def load_items(manifest, records, preprocess, n: int, labels: tuple[str, ...]) -
     """The first n boxed images of ``records``, pre-processed: float tensor, breast box, Otsu tissue mask,
     boxes per label."""
     # imported here: localisation needs captum and grad-cam, which the GPU machine (reading --images-npz) lacks
-    from correlax.evaluation.localisation import boxed_records, boxes_in_prepared, prepare_record
+    from correlax.evaluation.localisation import boxed_records, boxes_in_prepared
+    from correlax.preprocess import load_prepared
 
     out = []
     for record in boxed_records(records, labels)[:n]:
-        prepared = prepare_record(manifest, record, preprocess)
+        prepared = load_prepared(manifest.resolve(record), preprocess, record.spacing)
         image = prepared.tensor()
         out.append({"id": record.image_id, "image": image, "box": prepared.breast_box,
                     "boxes": boxes_in_prepared(record, prepared), "tissue": tissue_mask(image).numpy()})

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from correlax.data.records import atomic_write_bytes
+from correlax.fileio import atomic_write_bytes
 from correlax.data.synthetic import MASS_KINDS, synth_image
 from correlax.data.synthetic.anatomy import MAX_VALUE
 from correlax.data.synthetic.dataset import CALCIFICATION, MASS

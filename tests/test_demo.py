@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from correlax.evaluation.localisation import METHODS
+from correlax.explain.registry import list_methods
+
+METHODS = list_methods()
 
 LABELS = ("mass", "calcification")  # the finding labels of the synthetic data set
 

@@ -140,6 +140,18 @@ def test_pearson_sums_zero_variance_and_agreement():
     assert (r[1] == 0).all()  # a window without samples
 
 
+def test_tiny_but_real_variance_keeps_its_correlation():
+    """q_k sits near 1 and may vary by ~1e-7 only: a real correlation, not a zero-variance series."""
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.9, 0.02, 1280)
+    q = 1 - 3e-7 + 1e-7 * (0.8 * (d - 0.9) / 0.02 + 0.6 * rng.normal(size=1280))  # variance ~1e-14
+    assert q.var() < 1e-12  # the old absolute rule would have called it constant
+    sums = PearsonSums.zeros(1, 1)
+    sums.add(torch.zeros(1280, dtype=torch.long), torch.from_numpy(d) - 1, torch.from_numpy(q - 1)[:, None])
+    assert sums.correlation()[0, 0].item() == pytest.approx(np.corrcoef(d, q)[0, 1], abs=1e-6)
+    assert sums.correlation()[0, 0].item() > 0.7
+
+
 def test_skipped_windows_are_zero_and_others_exact():
     model = TinyNet().eval()
     image = _image(64, 80)

@@ -15,7 +15,7 @@ import torch
 
 from correlax.cli.main import main
 from correlax.cli.options import FAST_SE_TOL, add_correlax_options, correlax_settings
-from correlax.explain.batch import collect_inputs
+from correlax.pipelines.explain_files import collect_inputs
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
 from correlax.preprocess import PreprocessSettings
@@ -43,8 +43,9 @@ def setup(tmp_path_factory):
 
 def test_collect_inputs(setup, tmp_path):
     _, _, images = setup
-    found = collect_inputs([images, images / "img0.png", tmp_path / "missing.dcm"])
-    assert [p.name for p in found] == ["broken.png", "img0.png", "img1.png", "img2.png", "missing.dcm"]
+    found, _ = collect_inputs([images, images / "img0.png", tmp_path / "missing.dcm"])
+    assert [p.name for p, _ in found] == ["broken.png", "img0.png", "img1.png", "img2.png", "missing.dcm"]
+    assert [name for _, name in found] == ["broken", "img0", "img1", "img2", "missing"]
 
 
 def test_explain_outputs_resume_and_failures(setup, tmp_path, capsys):
@@ -116,3 +117,49 @@ def test_fast_option_fills_in_only_what_is_not_given():
     assert (fast.precision, fast.se_tol, fast.stride, fast.min_tissue) == ("bf16", FAST_SE_TOL, exact.stride, 0.0)
     assert (settings("--fast", "--precision", "fp32", "--se-tol", "0.05").precision,
             settings("--fast", "--se-tol", "0.05").se_tol) == ("fp32", 0.05)  # fmt: skip
+
+
+def test_geometry_in_millimetres():
+    parser = argparse.ArgumentParser()
+    add_correlax_options(parser)
+
+    def settings(*argv: str, spacing=0.4):
+        return correlax_settings(parser.parse_args(list(argv)), input_size=128, spacing=spacing)
+
+    assert (settings().window, settings().stride) == (128, 16)  # the reference's W/S = 8 by default
+    paper = settings("--window-mm", "25.6", "--stride-mm", "3.2")
+    assert (paper.window, paper.stride) == (64, 8)
+    assert settings("--window-mm", "25.6", spacing=0.2).window == 128
+    with pytest.raises(ValueError, match="pixel spacing"):
+        settings("--window-mm", "25", spacing=None)
+    from correlax.pipelines.pointing_game import geometry_mm
+
+    g = geometry_mm(paper, 8, [(0.4, 0.4), (0.4, 0.4)])
+    assert g["window_mm"] == pytest.approx(25.6) and g["stride_mm"] == pytest.approx(3.2) and g["margin_mm"] == pytest.approx(3.2)
+
+
+def test_peaks_are_given_in_the_source_files_pixels(setup, tmp_path):
+    _, _, images = setup
+    labels = LABELS[:3]
+    ckpt = save_checkpoint(
+        tmp_path / "resampling.safetensors", create_model("tiny", labels),
+        CheckpointInfo(labels, "tiny", preprocess=PreprocessSettings(target_spacing=0.4).to_dict()),
+    )  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["explain", "--model", str(ckpt), "--out", str(out), str(images / "img0.png"), *FAST, "--spacing", "0.2"]) == 0
+    summary = json.loads((out / "img0.json").read_text())
+    assert summary["grid"]["spacing_mm"] == [0.4, 0.4]
+    for peak in summary["peaks"]["prediction"].values():
+        assert peak["source_x"] in (2 * peak["x"], 2 * peak["x"] + 1) and peak["source_y"] in (2 * peak["y"], 2 * peak["y"] + 1)
+
+
+def test_progress_is_logged_when_not_on_a_terminal(caplog):
+    import io
+    import logging
+
+    from correlax.pipelines.progress import ImageProgress
+
+    progress = ImageProgress("film.dcm", log_every=0.0, stream=io.StringIO())
+    with caplog.at_level(logging.INFO):
+        progress.update(250, 1000)
+    assert "film.dcm: 250/1000 forward passes (25 %)" in caplog.text and "left" in caplog.text

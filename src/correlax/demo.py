@@ -7,7 +7,6 @@ under one folder and is skipped when that output is already there, so an interru
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,19 +17,15 @@ import torch
 
 from correlax.crops import CropSettings
 from correlax.data import load_vindr
-from correlax.data.records import Manifest, atomic_write_text
+from correlax.data.records import Manifest
 from correlax.data.split import carve_val
 from correlax.data.synthetic import make_synthetic_dataset
-from correlax.evaluation.localisation import (
-    METHODS,
-    boxed_records,
-    classifier_summary,
-    explain_and_score,
-)
+from correlax.evaluation.localisation import boxed_records
 from correlax.evaluation.pointing_game import format_pointing_game
 from correlax.explain import CorrelaxSettings
+from correlax.explain.registry import list_methods
 from correlax.models import load_checkpoint
-from correlax.report import write_report
+from correlax.pipelines.pointing_game import run_pointing_game
 from correlax.training import TrainConfig, evaluate_checkpoint, train
 
 log = logging.getLogger(__name__)
@@ -38,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo. Where it departs from the paper's recipe (method §9) a tiny CNN must learn
+    """Sizes of the demo. Where it departs from the paper's recipe (docs/method.md §9) a tiny CNN must learn
     in CPU minutes, and :func:`run_demo` writes each departure into the run facts."""
 
     images: int = 160  # synthetic images (whole four-view studies); about a quarter are test images
@@ -74,7 +69,7 @@ QUICK = DemoConfig(
 
 
 def departures(config: DemoConfig) -> str:
-    """How the demo's training departs from the paper's recipe (method §9), for the run facts."""
+    """How the demo's training departs from the paper's recipe (docs/method.md §9), for the run facts."""
     parts = [
         f"{config.head} head" if config.head != "reference" else "",
         "no augmentation" if not config.augment else "",
@@ -144,34 +139,27 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[
     )
     boxed = boxed_records(manifest.split("test"), info.labels)
     explained = boxed[: config.explain_images] if config.explain_images else boxed
-    stage(f"explaining {len(explained)} of {len(boxed)} boxed test images: {', '.join(METHODS)}")
-    localisation = explain_and_score(
-        model, info.preprocess_settings, manifest, explained, METHODS, settings,
-        cache_dir=out / "maps", max_panels=config.max_panels,
+    methods = list_methods()
+    stage(f"explaining {len(explained)} of {len(boxed)} boxed test images: {', '.join(methods)}")
+    run_facts = {
+        "data": f"{summary['images']} synthetic images ({config.size} px), {summary['patients']} patients, "
+        f"splits {summary['splits']}",
+        "model": f"{info.backbone} CNN, {config.head} head, input {info.input_size} px, trained from scratch",
+        "training (departures from the paper's recipe)": departures(config),
+        "classifier metrics": "crop level on the test images; the classifier block uses each label's "
+        "threshold chosen on validation (F1 at 0.5 in the table too)",
+        "CorRELAX": f"{settings.n_masks} masks",
+        "Pointing Game": f"{len(explained)} of {len(boxed)} test images with boxes",
+        "torch threads": str(torch.get_num_threads()),
+        "wall time before the Pointing Game": f"{time.perf_counter() - started:.0f} s",
+    }
+    metrics, localisation = run_pointing_game(
+        model, info.preprocess_settings, manifest, explained, methods, settings, out, run_facts,
+        "correlax demo — synthetic mammograms", classification, max_panels=config.max_panels,
     )  # fmt: skip
     for path, reason in localisation.failures:
         stage(f"  failed: {path}: {reason}")
-
-    metrics = {
-        "title": "correlax demo — synthetic mammograms",
-        "run": {
-            "data": f"{summary['images']} synthetic images ({config.size} px), {summary['patients']} patients, "
-            f"splits {summary['splits']}",
-            "model": f"{info.backbone} CNN, {config.head} head, input {info.input_size} px, trained from scratch",
-            "training (departures from the paper's recipe)": departures(config),
-            "classifier metrics": "crop level on the test images; the classifier block uses each label's "
-            "threshold chosen on validation (F1 at 0.5 in the table too)",
-            "CorRELAX": f"window {settings.window}, stride {settings.stride}, {settings.n_masks} masks",
-            "Pointing Game": f"{len(explained)} of {len(boxed)} test images with boxes",
-            "torch threads": str(torch.get_num_threads()),
-            "wall time": f"{time.perf_counter() - started:.0f} s",
-        },
-        "classifier": classifier_summary(classification),
-        "classification": classification,
-        "pointing_game": localisation.pointing_game,
-    }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-    report = write_report(out / "report", metrics, localisation.panels)
     stage("Pointing Game\n" + format_pointing_game(localisation.pointing_game))
-    stage(f"metrics: {out / 'metrics.json'}; report: {report}")
+    stage(metrics["run"]["CorRELAX geometry"])
+    stage(f"metrics: {out / 'metrics.json'}; report: {out / 'report' / 'report.html'}")
     return metrics

@@ -1,6 +1,6 @@
 """The label vocabulary shared by every data set, model and report.
 
-Names follow VinDr-Mammo's eight training labels (correlax-method.md §9) in a short, file-safe
+Names follow VinDr-Mammo's eight training labels (docs/method.md §9) in a short, file-safe
 spelling. Data-set adapters map their own categories onto these.
 """
 

@@ -7,12 +7,26 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from correlax.data import load_csv, load_mias, load_vindr, patient_split
-from correlax.data.split import carve_val
-from correlax.data.records import Manifest
+from typing import TYPE_CHECKING
+
 from correlax.labels import LABELS
 
+if TYPE_CHECKING:  # the readers are imported when a command runs, not for --help
+    from correlax.data.records import Manifest
+
 SPLIT_ORDER = ("train", "val", "test", None)
+SPACING_HELP = "pixel spacing (mm) of image files that state none (PNG, PGM, TIFF)"
+
+
+def millimetres(text: str) -> float:
+    """An argparse type: a positive, finite number of millimetres."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of millimetres, got {text!r}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument(
         "--drop-missing", action="store_true", help="leave out rows whose image is missing instead of failing"
     )
+    table.add_argument("--spacing", type=millimetres, help=SPACING_HELP + ", for rows without spacing_mm")
 
     synthetic = sub.add_parser("synthetic", help="write a small synthetic VinDr-layout data set and its manifest")
     synthetic.add_argument("out", type=Path)
@@ -90,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
+    from correlax.data import load_csv, load_mias, load_vindr, patient_split
+
     command = args.data_command
     if command == "synthetic":
         from correlax.data.synthetic import make_synthetic_dataset
@@ -105,12 +122,14 @@ def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
         if args.split:
             manifest.records = patient_split(manifest.records, args.split, seed=args.seed)
     else:
-        manifest = load_csv(args.file, drop_missing=args.drop_missing)
+        manifest = load_csv(args.file, drop_missing=args.drop_missing, spacing=args.spacing)
     name = args.file.stem if command == "csv" else args.root.resolve().name
     return manifest, args.out or Path(f"{name}-manifest.json")
 
 
 def _carve_val(manifest: Manifest, fraction: float, seed: int) -> Manifest:
+    from correlax.data.split import carve_val
+
     manifest.records = carve_val(manifest.records, fraction, seed)
     return manifest
 

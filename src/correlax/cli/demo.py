@@ -12,7 +12,7 @@ def register(subparsers) -> None:
         help="run the whole chain on synthetic mammograms and write the report",
         description="Make a synthetic data set, train the crop classifier, evaluate it, explain the test images with "
         "CorRELAX and the baselines, play the Pointing Game and write metrics.json and an HTML report. "
-        "Finished stages are reused when run again with the same --out (about 7 minutes on 2 CPU cores).",
+        "Finished stages are reused when run again with the same --out (about 6 minutes on 2 CPU cores).",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a smaller run (about 1.5 minutes on 2 CPU cores), for tests")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
+
+from correlax.cli.data import SPACING_HELP, millimetres
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +28,27 @@ def register(subparsers) -> None:
     p.add_argument("--crops-per-normal-image", type=int, default=4)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--spacing", type=millimetres, help=SPACING_HELP + " where the manifest states none either")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from correlax.crops import CropSettings
-    from correlax.data.records import atomic_write_text
+    from correlax.fileio import write_json
     from correlax.evaluation.classification import format_report
     from correlax.models import CheckpointError
     from correlax.training import evaluate_checkpoint
 
     crops = CropSettings(crops_per_box=args.crops_per_box, crops_per_normal_image=args.crops_per_normal_image)
     try:
-        report = evaluate_checkpoint(args.model, args.data, args.split, args.cache_dir, crops, args.seed, args.batch_size)
+        report = evaluate_checkpoint(
+            args.model, args.data, args.split, args.cache_dir, crops, args.seed, args.batch_size, args.spacing
+        )
     except (CheckpointError, ValueError) as e:
         log.error("%s", e)
         return 1
     out = Path(args.out)
-    atomic_write_text(out / "metrics.json", json.dumps(report, indent=1))
+    write_json(out / "metrics.json", report)
     print(format_report(report))
     for failure in report["failures"]:
         print(f"skipped {failure['path']}: {failure['reason']}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
+from correlax.cli.data import SPACING_HELP, millimetres
 from correlax.cli.options import add_correlax_options, correlax_settings
 
 
@@ -12,30 +14,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("explain", help="CorRELAX heatmaps (.npz, overlay PNGs, peaks .json) for mammograms")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors or training .ckpt)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (images already done are skipped)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder; an image is skipped when it was done with the same model and settings")  # fmt: skip
     add_correlax_options(p)
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs or CPU workers) per node")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--accelerator", default="auto", help="auto, cpu, cuda (default: %(default)s)")
-    p.add_argument("--spacing", type=float, help="pixel spacing (mm) of files that state none (PNG, PGM): mini-MIAS is 0.2")
+    p.add_argument("--spacing", type=millimetres, help=SPACING_HELP + ": mini-MIAS is 0.2")
+    p.add_argument("--max-pixels", type=int,
+                   help="refuse images with more pixels than this, read from the header (default: 100 million)")  # fmt: skip
+    p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR and a GSPS (needs correlax[dicom])")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from correlax.explain.batch import run_batch
+    from correlax.errors import FileProblem
+    from correlax.io import MAX_PIXELS
     from correlax.models import CheckpointError, load_checkpoint
+    from correlax.pipelines.explain_files import InputError, run_explain
 
+    if args.dicom and importlib.util.find_spec("highdicom") is None:
+        print("correlax explain: --dicom needs highdicom: pip install 'correlax[dicom]'")
+        return 2
     try:
         _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
-        settings = correlax_settings(args, info.input_size)
-    except (CheckpointError, ValueError) as e:
+        settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
+        report = run_explain(
+            args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
+            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom,
+        )  # fmt: skip
+    except (CheckpointError, InputError, FileProblem, ValueError) as e:
         print(f"correlax explain: {e}")
         return 2
-    report = run_batch(
-        args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
-        spacing=args.spacing,
-    )  # fmt: skip
-    print(f"{len(report.done)} explained, {len(report.skipped)} already done, {len(report.failures)} failed")
+    counts = [f"{len(report.done)} explained", f"{len(report.skipped)} already done"]
+    if report.elsewhere:
+        counts.append(f"{len(report.elsewhere)} being explained by another worker")
+    print(", ".join(counts) + f", {len(report.failures)} failed")
+    if report.passed_over:
+        print(f"{len(report.passed_over)} file(s) in the folders are not images, passed over:")
+        for path, why in report.passed_over[:10]:
+            print(f"  {path}: {why}")
     for _, message in report.failures:
         print(f"  FAILED {message}")
     return 1 if report.failures else 0

@@ -1,19 +1,28 @@
-"""Command-line options shared by the commands that run CorRELAX (``explain``, ``pointing-game``)."""
+"""Command-line options shared by the commands that run CorRELAX (``explain``, ``pointing-game``).
+
+The geometry can be given in millimetres (``--window-mm``, ``--stride-mm``, ``--margin-mm``), which the
+model's pixel spacing turns into pixels: the paper's geometry (window ≈ 25 mm, W/S = 8, Pointing Game
+margin = stride ≈ 3 mm, docs/method.md §11) is the same millimetres on any data set.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from correlax.explain import CorrelaxSettings
-from correlax.explain.settings import PRECISIONS
+from correlax.explain.settings import PRECISIONS, CorrelaxSettings
 
 FAST_SE_TOL = 0.1  # the stopping rule whose loss the README reports (benchmarks/results/gpu-h200-trained-all.json)
+WINDOW_PER_STRIDE = 8  # the reference's W/S (256 px windows every 32 px)
 
 
 def add_correlax_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("CorRELAX (defaults: the reference's exact settings)")
-    g.add_argument("--window", type=int, help="window side in pixels (default: the model's input size)")
-    g.add_argument("--stride", type=int, default=32, help="window stride in pixels (default: %(default)s)")
+    size = g.add_mutually_exclusive_group()
+    size.add_argument("--window", type=int, help="window side in pixels (default: the model's input size)")
+    size.add_argument("--window-mm", type=float, help="window side in mm, at the model's pixel spacing")
+    step = g.add_mutually_exclusive_group()
+    step.add_argument("--stride", type=int, help=f"window stride in pixels (default: window / {WINDOW_PER_STRIDE})")
+    step.add_argument("--stride-mm", type=float, help="window stride in mm, at the model's pixel spacing")
     g.add_argument("--masks", type=int, default=1280, help="random masks per window (default: %(default)s)")
     g.add_argument("--grid", type=int, default=8, help="mask grid cells per side (default: %(default)s)")
     g.add_argument("--keep-prob", type=float, default=0.5, help="probability that a cell is kept (default: %(default)s)")
@@ -32,12 +41,44 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mask-round", type=int, default=64, help="masks per round with --se-tol (default: %(default)s)")
 
 
-def correlax_settings(args: argparse.Namespace, input_size: int) -> CorrelaxSettings:
-    """The settings the options ask for; ``--fast`` fills in precision and ``--se-tol`` unless they are given."""
+def to_pixels(mm: float, spacing: float | None, option: str) -> int:
+    """Millimetres to an even number of pixels at ``spacing`` mm per pixel (at least 2)."""
+    if spacing is None:
+        raise ValueError(
+            f"{option} needs the pixel spacing of the model's input, but this model keeps each file's own spacing "
+            "(no target spacing); give the size in pixels instead"
+        )
+    return max(2, 2 * round(mm / spacing / 2))
+
+
+def correlax_settings(args: argparse.Namespace, input_size: int, spacing: float | None = None) -> CorrelaxSettings:
+    """The settings the options ask for. ``spacing``: mm per pixel of the maps' grid (the model's target
+    spacing), needed for the options in mm. ``--fast`` fills in precision and ``--se-tol`` unless given."""
     precision = args.precision or ("bf16" if args.fast else "fp32")
     se_tol = args.se_tol if args.se_tol is not None else (FAST_SE_TOL if args.fast else 0.0)
+    window = args.window or (to_pixels(args.window_mm, spacing, "--window-mm") if args.window_mm else input_size)
+    if args.stride:
+        stride = args.stride
+    elif args.stride_mm:
+        stride = max(1, round(args.stride_mm / spacing)) if spacing else to_pixels(args.stride_mm, None, "--stride-mm")
+    else:
+        stride = max(1, window // WINDOW_PER_STRIDE)
     return CorrelaxSettings(
-        window=args.window or input_size, stride=args.stride, n_masks=args.masks, grid=args.grid,
+        window=window, stride=stride, n_masks=args.masks, grid=args.grid,
         keep_prob=args.keep_prob, seed=args.seed, precision=precision, compile=args.compile,
         batch_size=args.batch_size, min_tissue=args.min_tissue, se_tol=se_tol, mask_round=args.mask_round,
     )  # fmt: skip
+
+
+def add_margin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--margin-mm", type=float,
+                        help="reference protocol: enlarge each box by this many mm (default: the stride, as the reference)")  # fmt: skip
+
+
+def margin_pixels(args: argparse.Namespace, spacing: float | None) -> float | None:
+    """The reference protocol's margin in pixels of the maps' grid; None: the stride."""
+    if args.margin_mm is None:
+        return None
+    if spacing is None:
+        raise ValueError("--margin-mm needs a model with a target pixel spacing")
+    return args.margin_mm / spacing

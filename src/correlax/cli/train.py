@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from correlax.models import PRESETS
+from correlax.models.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy, precision=args.precision, cache_dir=args.cache_dir, resume=args.resume,
         augment=not args.no_augment,
     )  # fmt: skip
+    from correlax.errors import FileProblem
+
     try:
         path = train(config)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, FileProblem) as e:
         log.error("%s", e)
         return 1
     print(f"model: {path}")

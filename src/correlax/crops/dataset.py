@@ -13,7 +13,7 @@ import io
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,9 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from correlax.crops.sampler import Box, CropSettings, extract_crop, plan_crops
-from correlax.data.records import ImageRecord, Manifest, atomic_write_bytes
-from correlax.io import ImageReadError, read_image
-from correlax.preprocess import PreprocessSettings, prepare
+from correlax.data.records import ImageRecord, Manifest
+from correlax.fileio import atomic_write_bytes
+from correlax.io import ImageReadError
+from correlax.preprocess import PreprocessSettings, breast_mask, load_prepared
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,8 @@ class PreparedEntry:
     spacing: tuple[float, float] | None
 
     def tissue(self) -> np.ndarray:
-        """Boolean mask of breast tissue: inside the breast box and not background (0)."""
-        mask = np.zeros(self.image.shape[:2], bool)
-        x0, y0, x1, y1 = self.breast_box
-        mask[y0:y1, x0:x1] = self.image[y0:y1, x0:x1, 0] > 0
-        return mask
+        """Boolean mask of breast tissue (:func:`correlax.preprocess.breast_mask`)."""
+        return breast_mask(self.image[..., 0])
 
 
 class PreparedCache:
@@ -78,11 +76,8 @@ class PreparedCache:
         return entry
 
     def _prepare(self, path: Path, record: ImageRecord, key: str) -> PreparedEntry:
-        mammogram = read_image(path)
-        if mammogram.spacing is None and record.spacing is not None:
-            mammogram = replace(mammogram, spacing=tuple(record.spacing))
         try:
-            prepared = prepare(mammogram, self.settings)
+            prepared = load_prepared(path, self.settings, record.spacing)
         except ValueError as e:
             raise ImageReadError(path, str(e)) from e
         self.prepared += 1

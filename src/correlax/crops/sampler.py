@@ -1,7 +1,7 @@
 """Multi-scale crops ("local views") around annotated findings, and "No Finding" crops.
 
 Pure functions on boxes and arrays; every random draw comes from the ``numpy.random.Generator``
-passed in, so a seed fixes the whole plan (correlax-method.md §9).
+passed in, so a seed fixes the whole plan (docs/method.md §9).
 
 Boxes are ``(x0, y0, x1, y1)`` floats in pixels of the prepared image, end exclusive.
 """

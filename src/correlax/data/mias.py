@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, checked_box, image_size
-from correlax.io.image import ImageReadError
+from correlax.data.validate import Problems, add_finding, checked_box
+from correlax.io import ImageReadError, image_size
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def load_mias(root: str | Path, info: str | Path | None = None) -> Manifest:
             box = checked_box(lesion_box(*circle, sizes[ref][0]), sizes[ref], str(info_path), problems, line_no)
             if box is None:
                 continue
-        records[ref].findings.append(Finding(label, box))
+        add_finding(records[ref], Finding(label, box), info_path, line_no)
 
     if not records and not missing:
         problems.add(info_path, None, "no 'mdbNNN ...' rows found")

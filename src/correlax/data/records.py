@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from correlax.fileio import write_json
 from correlax.labels import LABELS, check_label
 
 Box = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels of the stored image
@@ -85,7 +85,7 @@ class Manifest:
             "records": [asdict(r) for r in self.records],
             "missing": self.missing,
         }
-        atomic_write_text(path, json.dumps(payload, indent=1))
+        write_json(path, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
@@ -111,20 +111,3 @@ class Manifest:
             source=payload.get("source", ""),
             missing=list(payload.get("missing", [])),
         )
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

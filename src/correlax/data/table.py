@@ -1,20 +1,22 @@
 """Generic table adapter, for any collection: one CSV row per box → :class:`Manifest`.
 
 Columns: ``image_path, label, xmin, ymin, xmax, ymax`` and optionally ``split, patient_id, height,
-width``. Empty box columns make an image-level label. ``image_path`` is relative to the CSV's folder
-(or absolute); the image id is that path without its suffix, so equal file names in different
-folders (CBIS-DDSM's ``1-1.dcm``) stay distinct. Without ``patient_id`` each image is its own patient.
+width, spacing_mm`` (pixel spacing in mm, for files that state none: PNG, PGM, TIFF). Empty box
+columns make an image-level label. ``image_path`` is relative to the CSV's folder (or absolute);
+the image id is that path without its suffix, so equal file names in different folders
+(CBIS-DDSM's ``1-1.dcm``) stay distinct. Without ``patient_id`` each image is its own patient.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
+import math
 from pathlib import Path, PurePath
 
+from correlax.data.csvfile import read_rows
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, canonical_label, image_size, row_box
-from correlax.io.image import ImageReadError
+from correlax.data.validate import Problems, add_finding, canonical_label, row_box
+from correlax.io import ImageReadError, image_size
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,8 @@ SPLIT_NAMES = {
 }  # fmt: skip
 
 
-def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
-    """Read the generic table at ``path``.
+def load_csv(path: str | Path, drop_missing: bool = False, spacing: float | None = None) -> Manifest:
+    """Read the generic table at ``path``; ``spacing`` (mm) is the pixel spacing of rows without ``spacing_mm``.
 
     Every problem (unknown label, inverted or empty box, box wholly outside the image, one image id
     for two files, split or patient id that differs between rows of one image, missing image) is
@@ -41,20 +43,8 @@ def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
     files: dict[str, tuple[str, int]] = {}  # image id -> (image_path as written, first line)
     sizes: dict[str, tuple[int, int] | None] = {}
     missing: list[str] = []
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            absent = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if absent:
-                problems.add(
-                    path,
-                    1,
-                    f"missing column(s): {', '.join(absent)}; expected {', '.join(REQUIRED)}[, split, patient_id]",
-                )
-                problems.raise_if_any()
-            rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
-    except OSError as e:
-        raise FileNotFoundError(f"{path}: cannot read the table ({e.strerror})") from e
+    rows = read_rows(path, REQUIRED, problems)
+    problems.raise_if_any()
 
     for line, row in rows:
         image_path = row["image_path"]
@@ -78,6 +68,7 @@ def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
             continue
         split = _split(row.get("split", ""), path, line, problems)
         patient_id = row.get("patient_id") or image_id
+        row_spacing = _spacing(row.get("spacing_mm", ""), path, line, problems)
 
         record = records.get(image_id)
         if record is None and image_id not in files:
@@ -91,8 +82,10 @@ def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
                     problems.add(path, line, f"image file not found: {file}")
                 continue
             sizes[image_id] = _size(row, file, path, line, problems)
+            pitch = row_spacing or spacing
             record = records[image_id] = ImageRecord(
-                image_id=image_id, path=image_path, patient_id=patient_id, split=split
+                image_id=image_id, path=image_path, patient_id=patient_id, split=split,
+                spacing=(pitch, pitch) if pitch else None,
             )
         elif record is None:
             continue  # its first row was already reported
@@ -107,11 +100,13 @@ def load_csv(path: str | Path, drop_missing: bool = False) -> Manifest:
                     line,
                     f"image {image_id}: patient_id {patient_id!r} differs from {record.patient_id!r} on an earlier row",
                 )
+            if row_spacing and (row_spacing, row_spacing) != record.spacing:
+                problems.add(path, line, f"image {image_id}: spacing_mm {row_spacing:g} differs from an earlier row")
 
         valid, box = row_box(row, sizes[image_id], str(path), problems, line)
         if not valid:
             continue
-        record.findings.append(Finding(label, box))
+        add_finding(record, Finding(label, box), path, line)
 
     problems.raise_if_any()
     if missing:
@@ -126,6 +121,19 @@ def _split(text: str, path: Path, line: int, problems: Problems) -> str | None:
     if split is None:
         problems.add(path, line, f"unknown split {text!r}; expected train, val or test")
     return split
+
+
+def _spacing(text: str, path: Path, line: int, problems: Problems) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and math.isfinite(value)):
+        problems.add(path, line, f"spacing_mm must be a positive number of millimetres, got {text!r}")
+        return None
+    return value
 
 
 def _size(row: dict[str, str], file: Path, path: Path, line: int, problems: Problems) -> tuple[int, int] | None:

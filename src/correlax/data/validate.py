@@ -7,15 +7,15 @@ Adapters collect problems in a :class:`Problems` list while they read a whole fi
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
-from correlax.data.records import Box
-from correlax.io.image import ImageReadError
+from correlax.data.records import Box, Finding, ImageRecord
 from correlax.labels import DISPLAY_NAMES, LABELS
 
 log = logging.getLogger(__name__)
 
-# VinDr-Mammo's finding categories (data-formats.md) onto the shared vocabulary (method doc §9).
+# VinDr-Mammo's finding categories (data-formats.md) onto the shared vocabulary (docs/method.md §9).
 VINDR_CATEGORIES: dict[str, str] = {
     "No Finding": "no_finding",
     "Mass": "mass",
@@ -131,33 +131,21 @@ def row_box(
     except ValueError:
         problems.add(where, line, f"box coordinates must be four numbers or all empty, got {coords}")
         return False, None
+    not_finite = [f"{k}={v:g}" for k, v in zip(BOX_COLUMNS, raw) if not math.isfinite(v)]
+    if not_finite:
+        problems.add(where, line, f"box coordinates must be finite numbers, got {', '.join(not_finite)}")
+        return False, None
     box = checked_box(raw, size, where, problems, line)  # type: ignore[arg-type]
     return box is not None, box
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file, reading only its header where the format allows.
-
-    Raises :class:`~correlax.io.image.ImageReadError` when the file cannot be read.
-    """
-    try:
-        if path.suffix.lower() in {".dcm", ".dicom"}:
-            import pydicom
-
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
-            return int(ds.Rows), int(ds.Columns)
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.height, im.width
-    except Exception as e:  # noqa: BLE001 - any failure here means "not readable", said once below
-        first_error = f"{type(e).__name__}: {e}"
-    # Formats the header readers cannot open: the project's full reader, which raises ImageReadError itself.
-    try:
-        from correlax.io import read_image  # type: ignore[attr-defined]
-    except ImportError:
-        raise ImageReadError(path, first_error) from None
-    return read_image(path).shape
+def add_finding(record: ImageRecord, finding: Finding, where: str | Path, line: int | None) -> None:
+    """Append ``finding`` to ``record``; an exact repeat of one already there is warned about and kept once."""
+    if finding in record.findings:
+        log.warning("%s:%s: image %s: duplicate finding %s %s, kept once", where, line, record.image_id,
+                    finding.label, _fmt(finding.box) if finding.box else "(no box)")
+        return
+    record.findings.append(finding)
 
 
 def _fmt(box: Box) -> str:

@@ -6,18 +6,20 @@
   size given by the ``height``/``width`` columns, with a warning;
 - split: the official ``training``/``test`` column as ``train``/``test`` (carve ``val`` out of train
   with :func:`correlax.data.split.patient_split`);
-- pixel spacing from each DICOM header (header only), never assumed.
+- pixel spacing from each DICOM header (header only), never assumed; a header whose Rows/Columns
+  disagree with the tables' ``height``/``width`` is warned about.
 """
 
 from __future__ import annotations
 
 import ast
-import csv
 import logging
 from pathlib import Path
 
+from correlax.data.csvfile import read_rows
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, canonical_label, row_box
+from correlax.data.validate import Problems, add_finding, canonical_label, row_box
+from correlax.io.dicom import dicom_shape, read_dicom_header
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +41,18 @@ def parse_categories(text: str) -> list[str]:
     return value
 
 
-def read_spacing(path: Path) -> tuple[float, float] | None:
-    """(row, column) pixel spacing in mm from a DICOM header, or None when absent or unreadable (logged)."""
-    import pydicom
-
+def read_header(path: Path) -> tuple[tuple[float, float] | None, tuple[int, int] | None]:
+    """(pixel spacing (row, column) in mm, (rows, columns)) from a DICOM header; None for what is absent or
+    unreadable (logged: the image reader names the file properly when the image is used)."""
     try:
-        ds = pydicom.dcmread(
-            path, stop_before_pixels=True, force=True, specific_tags=["PixelSpacing", "ImagerPixelSpacing"]
-        )
+        ds = read_dicom_header(path)
         value = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-        return (float(value[0]), float(value[1])) if value else None
-    except Exception as e:  # noqa: BLE001 - the image reader reports it properly when the image is used
-        log.warning("%s: pixel spacing not readable from the header (%s)", path, e)
-        return None
-
-
-def _rows(path: Path, required: tuple[str, ...], problems: Problems) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs of a CSV; missing ``required`` columns are recorded as one problem."""
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                problems.add(path, 1, f"missing column(s): {', '.join(missing)}")
-                return []
-            return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
-    except OSError as e:
-        raise FileNotFoundError(f"{path}: cannot read VinDr-Mammo annotations ({e.strerror})") from e
+        spacing = (float(value[0]), float(value[1])) if value else None
+        rows, columns, _ = dicom_shape(ds)
+    except Exception as e:  # noqa: BLE001
+        log.warning("%s: DICOM header not readable (%s)", path, e)
+        return None, None
+    return spacing, ((rows, columns) if rows and columns else None)
 
 
 def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
@@ -74,7 +61,7 @@ def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
     Images that are not on disk are logged, dropped and listed in ``Manifest.missing``. Unknown
     categories, bad boxes, duplicate image ids and unreadable sizes raise one
     :class:`~correlax.data.validate.ManifestError` naming each file and line. ``read_headers``
-    reads each DICOM's pixel spacing (header only; about a millisecond per file).
+    reads each DICOM's pixel spacing and size (header only; about a millisecond per file).
     """
     root = Path(root)
     problems = Problems()
@@ -104,7 +91,7 @@ def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
             split=split,
         )
 
-    for line, row in _rows(breast_csv, _IMAGE_COLUMNS, problems):
+    for line, row in read_rows(breast_csv, _IMAGE_COLUMNS, problems):
         image_id = row["image_id"]
         if image_id in first_line:
             problems.add(breast_csv, line, f"duplicate image id {image_id} (first on line {first_line[image_id]})")
@@ -114,7 +101,7 @@ def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
         if record is not None:
             records[image_id] = record
 
-    for line, row in _rows(finding_csv, _IMAGE_COLUMNS + _FINDING_COLUMNS, problems):
+    for line, row in read_rows(finding_csv, _IMAGE_COLUMNS + _FINDING_COLUMNS, problems):
         image_id = row["image_id"]
         if image_id not in records:
             if image_id in first_line:
@@ -135,7 +122,12 @@ def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
             manifest.missing.append(record.path)
             continue
         if read_headers:
-            record.spacing = read_spacing(path)
+            record.spacing, shape = read_header(path)
+            if shape and shape != sizes[record.image_id]:
+                log.warning(
+                    "%s: Rows x Columns %d x %d in the header, but height x width %d x %d in the tables; "
+                    "the boxes were checked against the tables", path, *shape, *sizes[record.image_id],
+                )
         manifest.records.append(record)
     if manifest.missing:
         log.warning(
@@ -160,7 +152,7 @@ def _add_findings(
     if not valid:
         return
     for label in dict.fromkeys(labels):  # several categories that merge into one label give one finding
-        record.findings.append(Finding(label, None if label == "no_finding" else box))
+        add_finding(record, Finding(label, None if label == "no_finding" else box), where, line)
 
 
 def _drop_redundant_no_finding(record: ImageRecord) -> None:

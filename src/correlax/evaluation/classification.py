@@ -115,7 +115,7 @@ def format_report(report: dict) -> str:
     lines = [f"{report['crops']} crops", head, "-" * len(head)]
     for label, e in report["labels"].items():
         a = e["at_0.5"]
-        line = f"{label:<26}{e['support']:>8}{e['roc_auc']:>7.3f}   {a['precision']:>6.3f}{a['recall']:>6.3f}{a['f1']:>7.3f}"
+        line = f"{label:<26}{e['support']:>8}{_number(e['roc_auc']):>7}   {a['precision']:>6.3f}{a['recall']:>6.3f}{a['f1']:>7.3f}"
         if "at_chosen" in e:
             c = e["at_chosen"]
             line += f"   {c['threshold']:>5.2f}{c['precision']:>6.3f}{c['recall']:>6.3f}{c['f1']:>6.3f}"
@@ -128,3 +128,8 @@ def format_report(report: dict) -> str:
                 f"{row:<27}{cols['calcification']:>13}{cols['mass']:>7}{cols['both']:>7}{cols['neither']:>10}"
             )
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    """Three decimals, or '–' for a value that is undefined (NaN, or null after a JSON round trip)."""
+    return f"{value:.3f}" if value is not None and np.isfinite(value) else "–"

@@ -1,4 +1,4 @@
-"""Pointing Game, in the two protocols of correlax-method.md §7, as pure functions plus a streaming scorer.
+"""Pointing Game, in the two protocols of docs/method.md §7, as pure functions plus a streaming scorer.
 
 Conventions. Maps are (L, H, W) arrays on the image's pixel grid with a label list in the same order.
 A point is a pixel index (x = column, y = row). Boxes are (xmin, ymin, xmax, ymax) in the same pixels,
@@ -61,6 +61,14 @@ def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
+def peak_in_box(heatmap: np.ndarray, box: IntBox) -> tuple[int, int, float]:
+    """(x, y, value) of the maximum of an (H, W) map inside ``box`` (exclusive end), in image pixels."""
+    x0, y0, x1, y1 = box
+    region = heatmap[y0:y1, x0:x1]
+    cx, cy = _argmax(region)
+    return cx + x0, cy + y0, float(region[cy, cx])
+
+
 def _argmax(values: np.ndarray) -> tuple[int, int]:
     y, x = np.unravel_index(int(np.argmax(values)), values.shape)
     return int(x), int(y)
@@ -78,10 +86,7 @@ def point_reference(
     x0, y0, x1, y1 = crop if crop is not None else (0, 0, w, h)
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
         raise ValueError(f"breast box {crop} is empty or outside the {w}x{h} map")
-    region = heatmap[y0:y1, x0:x1]
-    cx, cy = _argmax(region)
-    value = float(region[cy, cx])
-    x, y = cx + x0, cy + y0
+    x, y, value = peak_in_box(heatmap, (x0, y0, x1, y1))
     inside = False
     for bx0, by0, bx1, by1 in boxes:
         ex0, ey0 = max(bx0 - margin_px, x0), max(by0 - margin_px, y0)

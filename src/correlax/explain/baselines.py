@@ -23,7 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from correlax.explain.windows import Box, WindowGrid, breast_box_of, pad_crop, window_view
+from correlax.explain.base import MapExplainer
+from correlax.explain.kernel import OverlapAverage, place
+from correlax.explain.runner import model_device
+from correlax.explain.windows import Box, WindowGrid, breast_box_of, image_grey, pad_crop, window_view
+from correlax.preprocess import breast_mask
 
 
 class LogitsOnly(nn.Module):
@@ -48,21 +52,18 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-class _WindowedExplainer:
+class _WindowedExplainer(MapExplainer):
     """Cuts the breast crop into CorRELAX's windows, explains them in batches, stitches the maps."""
-
-    name = ""
 
     def __init__(self, model: nn.Module, window: int = 256, stride: int = 32, batch_size: int = 32) -> None:
         self.model = model
         self.labels = tuple(model.labels)
         self.window, self.stride, self.batch_size = window, stride, batch_size
-        self.device = _model_device(model)
+        self.device = model_device(model)
+        self.methods = (self.name,)
+
+    def settings_key(self) -> dict:
+        return {"window": self.window, "stride": self.stride}
 
     def window_maps(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, 3, W, W) windows on the model's device -> (B, L, W, W) maps."""
@@ -74,24 +75,12 @@ class _WindowedExplainer:
         grid = WindowGrid(box, self.window, self.stride)
         view = window_view(pad_crop(image, grid), grid)  # (gh, gw, 3, W, W)
         gh, gw = grid.shape
-        ph, pw = grid.padded_shape
-        total = torch.zeros(len(self.labels), ph, pw)
-        count = torch.zeros(ph, pw)
-        s, win = self.stride, self.window
+        stitched = OverlapAverage(grid, len(self.labels))
         for start in range(0, gh * gw, self.batch_size):
-            ids = range(start, min(start + self.batch_size, gh * gw))
-            batch = torch.stack([view[k // gw, k % gw] for k in ids]).to(self.device)
-            maps = self.window_maps(batch).detach().float().cpu()
-            for k, m in zip(ids, maps):
-                r, c = (k // gw) * s, (k % gw) * s
-                total[:, r : r + win, c : c + win] += m
-                count[r : r + win, c : c + win] += 1
-        half = win // 2
-        stitched = (total / count.clamp(min=1))[:, half : ph - half, half : pw - half]
-        out = np.zeros((len(self.labels), h, w), np.float32)
-        x0, y0, x1, y1 = box
-        out[:, y0:y1, x0:x1] = stitched.numpy()
-        return {self.name: out}
+            ids = torch.arange(start, min(start + self.batch_size, gh * gw))
+            batch = view[ids // gw, ids % gw].to(self.device)
+            stitched.add(ids, self.window_maps(batch).detach().float().cpu())
+        return {self.name: place(stitched.result(), box, h, w).numpy()}
 
 
 class GradCamExplainer(_WindowedExplainer):
@@ -141,6 +130,9 @@ class OcclusionExplainer(_WindowedExplainer):
         self.patch = patch or window // 4
         self.patch_stride = patch_stride or window // 8
 
+    def settings_key(self) -> dict:
+        return {**super().settings_key(), "patch": self.patch, "patch_stride": self.patch_stride}
+
     def window_maps(self, windows: torch.Tensor) -> torch.Tensor:
         from captum.attr import Occlusion
 
@@ -168,23 +160,41 @@ def gaussian_bump(shape: tuple[int, int], x: float, y: float, sigma: float) -> n
     return np.outer(gy, gx).astype(np.float32)
 
 
-class CenterExplainer:
+class _PointExplainer(MapExplainer):
+    """A Gaussian bump at one point per class: what pointing without looking gives."""
+
+    def __init__(self, labels, sigma: float) -> None:
+        self.labels, self.sigma = tuple(labels), sigma
+        self.methods = (self.name,)
+
+    def settings_key(self) -> dict:
+        return {"sigma": self.sigma}
+
+    def points(self, image: torch.Tensor, box: Box) -> list[tuple[float, float]]:
+        """One (x, y) per label."""
+        raise NotImplementedError
+
+    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
+        _, h, w = image.shape
+        points = self.points(image, breast_box_of(image, breast_box))
+        return {self.name: np.stack([gaussian_bump((h, w), x, y, self.sigma) for x, y in points])}
+
+
+class CenterExplainer(_PointExplainer):
     """Points at the centre of the breast box, for every class."""
 
     name = "center"
 
     def __init__(self, labels, sigma: float = 64.0) -> None:
-        self.labels, self.sigma = tuple(labels), sigma
+        super().__init__(labels, sigma)
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
-        _, h, w = image.shape
-        x0, y0, x1, y1 = breast_box_of(image, breast_box)
-        bump = gaussian_bump((h, w), (x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2, self.sigma)
-        return {self.name: np.repeat(bump[None], len(self.labels), axis=0)}
+    def points(self, image: torch.Tensor, box: Box) -> list[tuple[float, float]]:
+        x0, y0, x1, y1 = box
+        return [((x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2)] * len(self.labels)
 
 
-class RandomPointExplainer:
-    """Points at a uniformly drawn breast pixel (non-zero, inside the breast box), one per class.
+class RandomPointExplainer(_PointExplainer):
+    """Points at a uniformly drawn breast pixel (``breast_mask``, inside the breast box), one per class.
 
     The draw is seeded by ``seed`` and the image's content, so an image gets the same points
     whatever the order in which a batch visits it.
@@ -193,16 +203,18 @@ class RandomPointExplainer:
     name = "random"
 
     def __init__(self, labels, seed: int = 0, sigma: float = 16.0) -> None:
-        self.labels, self.seed, self.sigma = tuple(labels), seed, sigma
+        super().__init__(labels, sigma)
+        self.seed = seed
 
-    def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
-        _, h, w = image.shape
-        x0, y0, x1, y1 = breast_box_of(image, breast_box)
+    def settings_key(self) -> dict:
+        return {**super().settings_key(), "seed": self.seed}
+
+    def points(self, image: torch.Tensor, box: Box) -> list[tuple[float, float]]:
+        x0, y0, x1, y1 = box
         pixels = image.detach().cpu().numpy()
         rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(pixels[:, ::7, ::7]).tobytes())])
-        ys, xs = np.nonzero(pixels[0, y0:y1, x0:x1] > 0)
+        ys, xs = np.nonzero(breast_mask(image_grey(image))[y0:y1, x0:x1])
         if len(xs) == 0:  # an empty breast box: fall back to any pixel of it
             ys, xs = np.divmod(np.arange((y1 - y0) * (x1 - x0)), x1 - x0)
         picks = rng.integers(0, len(xs), size=len(self.labels))
-        maps = np.stack([gaussian_bump((h, w), x0 + xs[i], y0 + ys[i], self.sigma) for i in picks])
-        return {self.name: maps}
+        return [(x0 + xs[i], y0 + ys[i]) for i in picks]

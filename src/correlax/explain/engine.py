@@ -1,4 +1,4 @@
-"""The batched CorRELAX engine (§5): windows × masks in large forward batches, statistics from sums.
+"""The batched CorRELAX engine (docs/method.md §5): windows × masks in large forward batches, statistics from sums.
 
 Per window it keeps the unmasked probabilities p and features z, and, over its masks,
 running sums for the Pearson statistics and the finer maps' cell sums (Σ d_k·g_k, Σ P_k·g_k,
@@ -8,6 +8,7 @@ per-pixel sums are the upsampled cell sums).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,16 +46,25 @@ def window_statistics(
     window_ids: torch.Tensor,
     settings: CorrelaxSettings,
     mask_bank: torch.Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> WindowStats:
     """Run the windows ``window_ids`` (linear indices into the (gh, gw, 3, W, W) view ``windows``).
 
     Masks: ``mask_bank`` (K, g, g) cell grids shared by every window when given, else drawn per
     (window, mask) from the seed (one shared set when ``settings.shared_masks``).
+    ``progress(done, total)`` hears of every batch: forward passes run of at most n·(1 + K).
     """
     dev = runner.device
     gw, size = windows.shape[1], windows.shape[-1]
     ids = window_ids.to(dev)
     n = len(ids)
+    total, done = n * (1 + settings.n_masks), 0
+
+    def report(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total)
 
     def gather(index: torch.Tensor) -> torch.Tensor:
         return windows[index // gw, index % gw]
@@ -69,6 +79,7 @@ def window_statistics(
             p0 = probs.new_empty(n, probs.shape[1])
             z0 = feats.new_empty(n, feats.shape[1])
         p0[start:stop], z0[start:stop] = probs, feats
+        report(stop - start)
 
     runner.stream(n, lambda a, b: (gather(ids[a:b]), None), consume_plain)
     n_labels, g = p0.shape[1], settings.grid
@@ -102,6 +113,7 @@ def window_statistics(
             relax_sum.index_add_(0, rows, d[:, None, None] * gd)
             rise_sum.index_add_(0, rows, probs[:, :, None, None] * gd[:, None])
             mask_sum.index_add_(0, rows, gd)
+            report(b - a)
 
         runner.stream(len(live) * (k1 - k0), build, consume)
         if settings.se_tol > 0:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from correlax.explain.base import MapExplainer
+from correlax.preprocess import breast_mask
 from correlax.explain.engine import WindowStats, window_statistics
+from correlax.explain.registry import CORRELAX_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
 from correlax.explain.runner import BatchRunner
@@ -58,22 +61,23 @@ class CorrelaxResult:
 
 
 def tissue_mask(image: torch.Tensor) -> torch.Tensor:
-    """Breast pixels: grey value above the Otsu threshold of the whole image (as for the breast box)."""
-    import cv2
-
-    _, mask = cv2.threshold(image_grey(image), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return torch.from_numpy(mask.astype(bool))
+    """Breast pixels of a network input (:func:`correlax.preprocess.breast_mask`, as for the breast box)."""
+    return torch.from_numpy(breast_mask(image_grey(image)))
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-class CorrelaxExplainer:
+class CorrelaxExplainer(MapExplainer):
     """CorRELAX for a model honouring :mod:`correlax.models.contract`.
 
     ``mask_bank``: optional fixed (K, g, g) cell grids used for every window instead of random draws.
+    Its map-store entry is the whole :class:`CorrelaxResult` (window statistics included).
     """
+
+    name = "correlax"
+    methods = CORRELAX_METHODS
 
     def __init__(
         self, model: nn.Module, settings: CorrelaxSettings | None = None, mask_bank: torch.Tensor | None = None
@@ -91,12 +95,17 @@ class CorrelaxExplainer:
         return self.runner.device
 
     def explain(
-        self, image: torch.Tensor, breast_box: Box | None = None, tissue: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        breast_box: Box | None = None,
+        tissue: torch.Tensor | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CorrelaxResult:
         """CorRELAX statistics and maps of one image (3, H, W) in [0, 1].
 
         ``breast_box`` (x0, y0, x1, y1, exclusive end) defaults to the largest Otsu component;
         ``tissue`` (H, W) bool, the breast pixels for ``min_tissue``, defaults to the Otsu mask.
+        ``progress(done, total)``: forward passes run so far, of at most windows × (1 + masks).
         """
         t0 = time.perf_counter()
         passes0 = self.runner.passes
@@ -115,7 +124,7 @@ class CorrelaxExplainer:
             gh * gw, device=self.device
         )
         statistics = coarse_to_fine if s.coarse_stride else window_statistics
-        stats = statistics(self.runner, windows, active, s, self.mask_bank) if len(active) else None
+        stats = statistics(self.runner, windows, active, s, self.mask_bank, progress) if len(active) else None
         result = self._assemble(stats, active, grid, frac, (h, w))
         result.passes = self.runner.passes - passes0
         if self.device.type == "cuda":
@@ -172,9 +181,21 @@ class CorrelaxExplainer:
             seconds=0.0,
         )
 
+    def settings_key(self) -> dict:
+        return self.settings.method_dict()
+
     def attribute(self, image: torch.Tensor, breast_box: Box | None = None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
         return method_maps(self.explain(image, breast_box).arrays())
+
+    def entry(
+        self, image: torch.Tensor, breast_box: Box | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, np.ndarray]:
+        result = self.explain(image, breast_box, progress=progress)
+        return {**result.arrays(), "breast_box": np.array(result.breast_box), "labels": np.array(result.labels)}
+
+    def maps_of(self, entry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return method_maps(entry)
 
 
 def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""From per-window values to maps on the image's pixel grid (§6), for any window W and stride S."""
+"""From per-window values to maps on the image's pixel grid (docs/method.md §6), for any window W and stride S."""
 
 from __future__ import annotations
 
@@ -41,6 +41,44 @@ def place(crop_maps: torch.Tensor, box: tuple[int, int, int, int], height: int, 
     return out
 
 
+class OverlapAverage:
+    """Full-resolution per-window maps averaged where windows overlap, fed a batch of windows at a time
+    (each grid row goes in with one ``F.fold``); ``result()`` is the (C, Hc, Wc) map on the crop's pixels.
+    Pixels that no added window covers are 0."""
+
+    def __init__(self, grid: WindowGrid, channels: int, device: torch.device | str = "cpu") -> None:
+        self.grid = grid
+        hp, wp = grid.padded_shape
+        self.total = torch.zeros(channels, hp, wp, device=device)
+        self.count = torch.zeros(1, hp, wp, device=device)
+
+    def add(self, ids: torch.Tensor, maps: torch.Tensor) -> None:
+        """``maps`` (B, C, W, W) of the windows ``ids`` (B,), linear indices into the (gh, gw) grid."""
+        _, gw = self.grid.shape
+        w, s = self.grid.window, self.grid.stride
+        ids = ids.to(self.total.device)
+        maps = maps.to(self.total.device, torch.float32)
+        ones = torch.ones(1, 1, w, w, device=self.total.device)
+        for row in ids.div(gw, rounding_mode="floor").unique().tolist():
+            take = ids // gw == row
+            cols_in_row = ids[take] % gw
+            last = int(cols_in_row.max())
+            width = last * s + w
+            c = maps.shape[1]
+            cols = torch.zeros(1, (c + 1) * w * w, last + 1, device=self.total.device)
+            stacked = torch.cat([maps[take], ones.expand(int(take.sum()), 1, w, w)], dim=1)
+            cols[0, :, cols_in_row] = stacked.reshape(len(cols_in_row), -1).T
+            folded = F.fold(cols, output_size=(w, width), kernel_size=w, stride=s)[0]
+            self.total[:, row * s : row * s + w, :width] += folded[:c]
+            self.count[:, row * s : row * s + w, :width] += folded[c:]
+
+    def result(self) -> torch.Tensor:
+        half = self.grid.window // 2
+        hc, wc = self.grid.crop_shape
+        avg = self.total / self.count.clamp(min=1)
+        return avg[:, half : half + hc, half : half + wc]
+
+
 def overlap_average(num: torch.Tensor, den: torch.Tensor, grid: WindowGrid) -> torch.Tensor:
     """Finer maps: each window's pixel map is U(num)/U(den), the bilinear upsampling of its cell sums
     (U is linear, so this is the per-pixel Σ v_k m_k / Σ m_k); maps are averaged where windows overlap.
@@ -49,21 +87,15 @@ def overlap_average(num: torch.Tensor, den: torch.Tensor, grid: WindowGrid) -> t
     num (gh, gw, C, g, g), den (gh, gw, g, g) -> (C, Hc, Wc) on the crop's pixels.
     """
     gh, gw, c, g, _ = num.shape
-    w, s = grid.window, grid.stride
-    hp, wp = grid.padded_shape
-    total = num.new_zeros(c, hp, wp, dtype=torch.float32)
-    row_width = (gw - 1) * s + w
+    w = grid.window
+    stitched = OverlapAverage(grid, c, num.device)
+    ran = den.sum(dim=(2, 3)) > 0
     for i in range(gh):
-        up_num = upsample(num[i].reshape(gw * c, g, g), w).view(gw, c, w, w)
-        up_den = upsample(den[i], w)  # (gw, 1, W, W)
+        ids = torch.nonzero(ran[i]).flatten()
+        if len(ids) == 0:
+            continue
+        up_num = upsample(num[i, ids].reshape(len(ids) * c, g, g), w).view(len(ids), c, w, w)
+        up_den = upsample(den[i, ids], w)  # (n, 1, W, W)
         per_window = torch.where(up_den > 0, up_num / up_den.clamp(min=1e-12), 0.0)
-        cols = per_window.permute(1, 2, 3, 0).reshape(1, c * w * w, gw)
-        row = F.fold(cols, output_size=(w, row_width), kernel_size=w, stride=s)[0]
-        total[:, i * s : i * s + w, :row_width] += row
-    ran = (den.sum(dim=(2, 3)) > 0).float()[None, None]  # (1, 1, gh, gw)
-    ones = torch.ones(1, 1, w, w, device=num.device)
-    count = F.conv_transpose2d(ran, ones, stride=s)[0, 0]  # windows that ran covering each pixel
-    half = w // 2
-    hc, wc = grid.crop_shape
-    avg = total[:, : count.shape[0], : count.shape[1]] / count.clamp(min=1)
-    return avg[:, half : half + hc, half : half + wc]
+        stitched.add(ids + i * gw, per_window)
+    return stitched.result()

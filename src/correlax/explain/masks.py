@@ -1,4 +1,4 @@
-"""RELAX masks (§5): an 8x8 grid of cells kept with probability p, bilinearly upsampled.
+"""RELAX masks (docs/method.md §5): an 8x8 grid of cells kept with probability p, bilinearly upsampled.
 
 The cells are drawn from a counter-based hash of (seed, window, mask, cell) rather than a
 stateful generator, so a mask depends only on those four numbers: the same on CPU and GPU,

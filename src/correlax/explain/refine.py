@@ -12,6 +12,7 @@ the smoothing kernel is the full grid's, W/S.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 
 import torch
@@ -87,18 +88,22 @@ def coarse_to_fine(
     window_ids: torch.Tensor,
     settings: CorrelaxSettings,
     mask_bank: torch.Tensor | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> WindowStats:
     """:func:`~correlax.explain.engine.window_statistics` of ``window_ids`` (every row filled, in that order),
-    running the full-stride windows only around flagged coarse windows (module docstring)."""
+    running the full-stride windows only around flagged coarse windows (module docstring). ``progress(done, total)``:
+    forward passes of both passes together, of at most n·(1 + K)."""
     assert settings.coarse_stride is not None
     factor = settings.coarse_stride // settings.stride
     gh, gw = windows.shape[:2]
     ids = window_ids.to(runner.device)
+    start, total = runner.passes, len(ids) * (1 + settings.n_masks)
+    report = None if progress is None else (lambda *_: progress(runner.passes - start, total))
     on_coarse = (ids // gw % factor == 0) & (ids % gw % factor == 0)
     coarse = ids[on_coarse]
     if len(coarse) == 0:  # no coarse window to start from: the full grid
-        return window_statistics(runner, windows, ids, settings, mask_bank)
-    first = window_statistics(runner, windows, coarse, settings, mask_bank)
+        return window_statistics(runner, windows, ids, settings, mask_bank, progress)
+    first = window_statistics(runner, windows, coarse, settings, mask_bank, report)
     flags = torch.zeros(gh * gw, dtype=torch.bool, device=ids.device)
     flags[coarse[flagged(first, settings, finding_columns(tuple(runner.model.labels)))]] = True
     region = refine_region(flags.view(gh, gw), factor).flatten()
@@ -106,7 +111,7 @@ def coarse_to_fine(
     rest = ids[~region[ids] & ~on_coarse]
     parts, order = [first], [coarse]
     if len(fine):
-        parts.append(window_statistics(runner, windows, fine, settings, mask_bank))
+        parts.append(window_statistics(runner, windows, fine, settings, mask_bank, report))
         order.append(fine)
     if len(rest):
         n_labels = first.prediction.shape[1]

@@ -1,4 +1,4 @@
-"""Settings of the CorRELAX engine (correlax-method.md §4–§6), exact by default."""
+"""Settings of the CorRELAX engine (docs/method.md §4–§6), exact by default."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from correlax.settings import DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnx")
+RUN_KNOBS = ("channels_last", "compile", "batch_size", "backend")  # how the network runs, not what it computes
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class CorrelaxSettings(DictSettings):
             raise ValueError("the onnx backend runs fp32 without torch.compile")
         if self.coarse_stride is not None and (self.coarse_stride <= self.stride or self.coarse_stride % self.stride):
             raise ValueError(f"coarse_stride must be a multiple of stride={self.stride} above it, got {self.coarse_stride}")
+
+    def method_dict(self) -> dict:
+        """The settings that change the numbers: every field but the run knobs (RUN_KNOBS)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_KNOBS}
 
     def replace(self, **changes) -> CorrelaxSettings:
         return replace(self, **changes)

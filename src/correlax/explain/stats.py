@@ -1,4 +1,4 @@
-"""Pearson correlations from running sums (§5): nothing per mask is kept.
+"""Pearson correlations from running sums (docs/method.md §5): nothing per mask is kept.
 
 For every window we correlate one series x (the representation similarity d_k) with several
 series y (the class probabilities P_k,c and the prediction similarity q_k). The caller shifts
@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-ZERO_VARIANCE = 1e-12  # a variance below this (values are O(1)) counts as zero: correlation 0
+# A series counts as constant (correlation 0) when its variance is below this fraction of its mean square
+# about the shift: float64 rounding of the sums, not the series' absolute size. An absolute threshold
+# (1e-12) would zero q_k, which sits near 1 and may vary by only ~1e-7 while carrying a real correlation.
+RELATIVE_ZERO_VARIANCE = 1e-9
 
 
 @dataclass
@@ -48,7 +51,7 @@ class PearsonSums:
         vx = (n * self.sxx[:, None] - self.sx[:, None] ** 2).expand_as(self.sy)
         vy = n * self.syy - self.sy**2
         cov = n * self.sxy - self.sx[:, None] * self.sy
-        degenerate = (vx <= ZERO_VARIANCE * n**2) | (vy <= ZERO_VARIANCE * n**2)
+        degenerate = (vx <= RELATIVE_ZERO_VARIANCE * n * self.sxx[:, None]) | (vy <= RELATIVE_ZERO_VARIANCE * n * self.syy)
         return cov, vx * vy, degenerate
 
     def correlation(self) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The window grid of §4: the breast crop padded by W/2, a window centred every S pixels.
+"""The window grid of docs/method.md §4: the breast crop padded by W/2, a window centred every S pixels.
 
 A window's centre sits at crop pixel (i*S, j*S); in the padded crop its top-left corner is
 (i*S, j*S), so the windows are a plain strided view of the padded tensor (no copies).

@@ -8,24 +8,29 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from correlax.io.image import ImageReadError, Mammogram
+from correlax.io.image import MAX_PIXELS, ImageReadError, Mammogram, check_pixel_count
 
+_DEFER_BYTES = 1 << 20
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _VIEW_MEANINGS = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO", "medio-lateral": "ML",
                   "latero-medial": "LM", "exaggerated cranio-caudal": "XCCL"}
 
 
-def read_dicom(path: str | Path, *, force: bool = False, voi: bool = True) -> Mammogram:
+def read_dicom(path: str | Path, *, force: bool = False, voi: bool = True, max_pixels: int = MAX_PIXELS) -> Mammogram:
     """Read one single-frame greyscale DICOM in display orientation (see :func:`correlax.io.read_image`).
 
-    ``force`` reads files without the DICM preamble; ``voi=False`` skips the VOI LUT / window.
+    ``force`` reads files without the DICM preamble; ``voi=False`` skips the VOI LUT / window. Rows x
+    Columns x frames is checked against ``max_pixels`` before the pixel data is read or decompressed.
     """
     path = Path(path)
     try:
-        ds = pydicom.dcmread(path, force=force)
+        # Large elements (the pixel data) are read only when used, after the size check.
+        ds = pydicom.dcmread(path, force=force, defer_size=_DEFER_BYTES)
     except InvalidDicomError as exc:
         raise ImageReadError(path, f"not a DICOM file ({exc})") from exc
     except Exception as exc:  # pydicom raises assorted errors on damaged headers
@@ -34,14 +39,19 @@ def read_dicom(path: str | Path, *, force: bool = False, voi: bool = True) -> Ma
         raise ImageReadError(path, "not a DICOM file (no DICM preamble and no image header)")
     if not any(tag in ds for tag in _PIXEL_TAGS):
         raise ImageReadError(path, "DICOM file has no pixel data (absent, or the file ends before it)")
-    if int(ds.get("SamplesPerPixel", 1)) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+    rows, columns, frames = dicom_shape(ds)
+    check_pixel_count(path, rows, columns, frames, max_pixels)
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or frames != 1:
         raise ImageReadError(path, "only single-frame greyscale DICOM images are supported")
+    if voi:
+        _check_window(path, ds)
     syntax = _transfer_syntax(ds)
     try:
         arr = ds.pixel_array
     except Exception as exc:  # missing decoder plugin, truncated or corrupt pixel data
         cause = f"cannot decode pixel data (transfer syntax {syntax.name}): {exc}"
         raise ImageReadError(path, cause) from exc
+    _check_bits_stored(path, ds, syntax)
     return Mammogram(
         pixels=_display_pixels(arr, ds, voi),
         path=path,
@@ -51,6 +61,52 @@ def read_dicom(path: str | Path, *, force: bool = False, voi: bool = True) -> Ma
         bits=int(ds.get("BitsStored", arr.dtype.itemsize * 8)),
         photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")),
     )
+
+
+def dicom_shape(ds: Dataset) -> tuple[int, int, int]:
+    """(rows, columns, frames) that the header declares; missing values count as 0 rows/columns, 1 frame."""
+    return int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), int(ds.get("NumberOfFrames", 1) or 1)
+
+
+def read_dicom_header(path: str | Path, *, force: bool = True) -> Dataset:
+    """The header of a DICOM file without its pixel data (about a millisecond)."""
+    return pydicom.dcmread(path, stop_before_pixels=True, force=force)
+
+
+def _check_bits_stored(path: Path, ds: Dataset, syntax: UID) -> None:
+    """Refuse unsigned uncompressed pixel data with values above what BitsStored allows.
+
+    pydicom masks such values to BitsStored bits, which garbles the image; the only legitimate case,
+    overlay planes kept in the unused high bits (retired DICOM), is let through masked.
+    """
+    stored, allocated = int(ds.get("BitsStored", 0) or 0), int(ds.get("BitsAllocated", 0) or 0)
+    if syntax.is_compressed or allocated not in (8, 16, 32) or not 0 < stored < allocated:
+        return
+    if int(ds.get("PixelRepresentation", 0)) != 0 or any(_is_overlay_bit_position(e.tag) for e in ds):
+        return
+    dtype = np.dtype(f"u{allocated // 8}").newbyteorder("<" if syntax.is_little_endian else ">")
+    raw = np.frombuffer(ds.PixelData, dtype=dtype, count=len(ds.PixelData) // dtype.itemsize)
+    top = int(raw.max()) if raw.size else 0
+    if top >> stored:
+        raise ImageReadError(
+            path,
+            f"BitsStored (0028,0101) is {stored} but stored values reach {top} (above {2**stored - 1}): "
+            "the header contradicts the pixel data, and masking the high bits would garble the image",
+        )
+
+
+def _is_overlay_bit_position(tag: BaseTag) -> bool:
+    return tag.group & 0xFF00 == 0x6000 and tag.element == 0x0102
+
+
+def _check_window(path: Path, ds: Dataset) -> None:
+    """A window the VOI step would use must have a width of at least 1 (a VOI LUT Sequence takes precedence)."""
+    if "VOILUTSequence" in ds or "WindowWidth" not in ds:
+        return
+    widths = ds.WindowWidth
+    width = float(widths[0] if isinstance(widths, MultiValue) else widths)
+    if not width >= 1:
+        raise ImageReadError(path, f"WindowWidth (0028,1051) is {width:g}; a window must be at least 1 wide")
 
 
 def _transfer_syntax(ds: Dataset) -> UID:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +12,36 @@ import numpy as np
 from correlax.errors import FileProblem
 
 
+MAX_PIXELS = 100_000_000  # default bound on rows x columns x frames, checked from the header before decoding
+
+
 class ImageReadError(FileProblem):
     """An image file could not be read. The message names the file and the cause."""
+
+
+@contextmanager
+def errors_named(path: Path, failure: str) -> Iterator[None]:
+    """Turn any exception inside the block into an :class:`ImageReadError` naming ``path`` (cause chained)."""
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except OSError as exc:
+        raise ImageReadError(path, exc.strerror or str(exc)) from exc
+    except MemoryError as exc:
+        raise ImageReadError(path, f"{failure}: out of memory") from exc
+    except Exception as exc:  # noqa: BLE001 -- any decoder failure is this file's problem, named as such
+        raise ImageReadError(path, f"{failure} ({type(exc).__name__}: {exc})") from exc
+
+
+def check_pixel_count(path: Path, rows: int, columns: int, frames: int, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` pixels, before anything is decoded."""
+    count = rows * columns * frames
+    if count > max_pixels:
+        frames_text = f" x {frames} frames" if frames != 1 else ""
+        raise ImageReadError(
+            path, f"image too large: {columns} x {rows} pixels{frames_text} = {count:,}, above the limit of {max_pixels:,}"
+        )
 
 
 @dataclass

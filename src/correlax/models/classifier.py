@@ -1,4 +1,4 @@
-"""The crop classifier: any timm backbone (pooled features) plus the reference head (method §2)."""
+"""The crop classifier: any timm backbone (pooled features) plus the reference head (docs/method.md §2)."""
 
 from __future__ import annotations
 

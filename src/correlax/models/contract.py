@@ -1,4 +1,4 @@
-"""The model contract CorRELAX explains (correlax-method.md §2)."""
+"""The model contract CorRELAX explains (docs/method.md §2)."""
 
 from __future__ import annotations
 

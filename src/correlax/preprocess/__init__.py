@@ -1,8 +1,10 @@
 """Pre-processing: pure array steps and the configurable ``prepare()`` pipeline."""
 
-from correlax.preprocess.pipeline import PreparedImage, PreprocessSettings, prepare
+from correlax.preprocess.load import load_prepared
+from correlax.preprocess.pipeline import PreparedGeometry, PreparedImage, PreprocessSettings, prepare
 from correlax.preprocess.steps import (
     breast_bbox,
+    breast_mask,
     breast_on_right,
     clahe_fusion,
     resample,
@@ -11,11 +13,14 @@ from correlax.preprocess.steps import (
 )
 
 __all__ = [
+    "PreparedGeometry",
     "PreparedImage",
     "PreprocessSettings",
     "breast_bbox",
+    "breast_mask",
     "breast_on_right",
     "clahe_fusion",
+    "load_prepared",
     "prepare",
     "resample",
     "to_uint8",

@@ -25,20 +25,25 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.round(to_unit_float(pixels) * 255.0).astype(np.uint8)
 
 
-def breast_bbox(gray: np.ndarray) -> IntBox:
-    """Bounding box of the largest connected component above an Otsu threshold.
-
-    Falls back to the whole image when nothing lies above the threshold (e.g. a constant image).
-    """
+def breast_mask(gray: np.ndarray) -> np.ndarray:
+    """The breast: the largest connected component above an Otsu threshold, (H, W) bool (the project's one
+    definition of breast tissue). All False when nothing lies above the threshold (e.g. a constant image)."""
     img = gray if gray.dtype == np.uint8 else to_uint8(gray)
-    h, w = img.shape
     _, mask = cv2.threshold(img, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n < 2:
+        return np.zeros(img.shape, bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def breast_bbox(gray: np.ndarray) -> IntBox:
+    """Bounding box of :func:`breast_mask`; the whole image when the mask is empty."""
+    mask = breast_mask(gray)
+    if not mask.any():
+        h, w = mask.shape
         return 0, 0, w, h
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, bw, bh = (int(v) for v in stats[best, :4])
-    return x, y, x + bw, y + bh
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def clahe_fusion(gray_uint8: np.ndarray, tiles: int = 8) -> np.ndarray:

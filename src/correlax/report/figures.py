@@ -94,7 +94,7 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return img / 255.0 if img.max() > 1.0 else img
 
 
-def _overlay(heat: np.ndarray) -> np.ndarray:
+def heat_rgba(heat: np.ndarray) -> np.ndarray:
     """RGBA of a map on its own scale: colour and opacity grow with the value, low values stay see-through."""
     lo, hi = float(heat.min()), float(heat.max())
     norm = (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
@@ -125,7 +125,7 @@ def panel_png(panel: ImagePanel) -> bytes:
         ax.set_yticks([])
     axes[0, 0].set_title("image + true boxes", fontsize=8)
     for ax, method in zip(axes[0, 1:], methods):
-        ax.imshow(_overlay(_shrink(panel.maps[method], box)), extent=extent, interpolation="bilinear")
+        ax.imshow(heat_rgba(_shrink(panel.maps[method], box)), extent=extent, interpolation="bilinear")
         point = panel.points.get(method)
         title = method
         if point is not None:

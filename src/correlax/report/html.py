@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from correlax.data.records import atomic_write_bytes, atomic_write_text
+from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.labels import DISPLAY_NAMES
 from correlax.report.figures import ImagePanel, label_order, panel_png, pointing_chart_png
 
@@ -143,11 +143,24 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "image"
 
 
-def write_report(out_dir: str | Path, metrics: Mapping, panels: Sequence[ImagePanel] = ()) -> Path:
-    """Write ``out_dir/report.html`` and its PNGs under ``out_dir/figures/``; return the HTML path."""
+def write_report(
+    out_dir: str | Path, metrics: Mapping, panels: Sequence[ImagePanel] = (), viewer: str | Path | None = None
+) -> Path:
+    """Write ``out_dir/report.html`` and its PNGs under ``out_dir/figures/``; return the HTML path.
+
+    ``viewer``: a viewer page already written in ``out_dir`` (``correlax.report.viewer.ViewerWriter``), linked
+    from the report.
+    """
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
     parts: list[str] = []
+    if viewer is not None:
+        href = escape(Path(viewer).name)
+        parts.append(
+            f'<section><h2>Zoomable viewer</h2><p><a href="{href}">Open the viewer</a>: every image at full '
+            "resolution, each method's map per class as an overlay to switch on and off, the true boxes and the "
+            'maps\' peaks as markers. It opens offline, without a server.</p></section>'
+        )
     if metrics.get("run"):
         parts.append(_facts(metrics["run"]))
     if metrics.get("classification"):

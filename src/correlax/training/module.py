@@ -1,4 +1,4 @@
-"""The LightningModule: focal loss, Adam, cosine decay, and validation metrics (method §9)."""
+"""The LightningModule: focal loss, Adam, cosine decay, and validation metrics (docs/method.md §9)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +38,21 @@ def evaluate_checkpoint(
     crop_settings: CropSettings = CropSettings(),
     seed: int = 1234,
     batch_size: int = 64,
+    spacing: float | None = None,
 ) -> dict:
     """Crop-level report (see :func:`classification_report`) of a saved model on one split of a manifest.
 
     The crops follow the same sampler as training, with a fixed seed, and no augmentation; the
-    checkpoint's pre-processing, input size and validation thresholds are used.
+    checkpoint's pre-processing, input size and validation thresholds are used. ``spacing`` (mm) stands in
+    for images whose file and manifest record state none.
     """
     model, info = load_checkpoint(model_path)
     manifest = Manifest.load(manifest_path)
     records = manifest.split(split)
     if not records:
         raise ValueError(f"{manifest_path}: no images in split {split!r}")
+    if spacing is not None:
+        records = [r if r.spacing else replace(r, spacing=(spacing, spacing)) for r in records]
     cache = PreparedCache(info.preprocess_settings, cache_dir)
     dataset = CropDataset(manifest, records, info.labels, cache, info.input_size, crop_settings, seed)
     probs, targets = predict(model, dataset, batch_size)

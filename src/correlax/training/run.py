@@ -10,7 +10,6 @@ Layout of a run folder::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -24,9 +23,11 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from correlax.crops import CropDataset, CropSettings, PreparedCache
-from correlax.data.records import Manifest, atomic_write_text
+from correlax.data.records import Manifest
+from correlax.fileio import write_json
 from correlax.evaluation.classification import best_f1_threshold, classification_report
 from correlax.models import CheckpointInfo, save_checkpoint
+from correlax.models.checkpoint import load_training_checkpoint
 from correlax.preprocess import PreprocessSettings
 from correlax.training.data import build_datasets
 from correlax.training.module import CropClassifierModule
@@ -66,7 +67,11 @@ class TrainConfig:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file and rename it, so an interruption never leaves half a file."""
+    """Write each checkpoint to a temporary file and rename it, so an interruption never leaves half a file;
+    read with ``weights_only=True`` always (``--resume`` never unpickles code, whatever the environment says)."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        return load_training_checkpoint(path)
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
@@ -172,7 +177,7 @@ def export_best(trainer, module, checkpoints, info, val_set, out: Path, failures
     """Reload the best checkpoint, choose per-label thresholds on validation, write the model and its report."""
     best = checkpoints.best_model_path or checkpoints.last_model_path
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        state = load_training_checkpoint(best)["state_dict"]
         module.load_state_dict(state)
     model = module.model.cpu().eval()
     report = None
@@ -183,5 +188,5 @@ def export_best(trainer, module, checkpoints, info, val_set, out: Path, failures
     info.extra["global_step"] = int(trainer.global_step)
     info.extra["best_checkpoint"] = os.path.basename(best) if best else None
     path = save_checkpoint(out / "model.safetensors", model, info)
-    atomic_write_text(out / "validation.json", json.dumps({"report": report, "failures": failures}, indent=1))
+    write_json(out / "validation.json", {"report": report, "failures": failures})
     return path

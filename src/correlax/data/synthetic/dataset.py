@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from correlax.data.records import atomic_write_bytes, atomic_write_text
+from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.data.synthetic.anatomy import BITS_STORED, synth_phantom, to_uint16
 from correlax.data.synthetic.lesions import Box, add_calcification_cluster, add_mass
 

@@ -1,0 +1,194 @@
+"""The zoomable viewer: ``correlax view`` on explain outputs, and the page in headless Chromium from file://."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from correlax.cli.main import main
+from correlax.data.records import Finding, ImageRecord, Manifest
+from correlax.evaluation.pointing_game import MultiMethodScorer
+from correlax.pipelines.explain_files import explain_files
+from correlax.io import read_image
+from correlax.preprocess import PreprocessSettings, prepare
+from correlax.report import write_report
+from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks
+from dicom_factory import write_dicom
+from headless import CHROMIUM, HeadlessPage
+
+LABELS = ("mass", "calcification")
+SPOT = (24, 60)  # stored (x, y) of the bright spot in a left breast; the fake mass map peaks there
+
+
+class BumpExplainer:
+    """Stands in for CorRELAX in ``explain_files``: a Gaussian bump on the brightest prepared pixel (the spot)."""
+
+    name = "bump"
+
+    def settings_key(self) -> dict:
+        return {"sigma": 4.0}
+
+    def entry(self, image, breast_box, progress=None) -> dict[str, np.ndarray]:
+        grey = image[0].numpy()
+        h, w = grey.shape
+        py, px = np.unravel_index(int(np.argmax(grey)), grey.shape)
+        yy, xx = np.mgrid[:h, :w]
+        bump = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * 4.0**2)).astype(np.float32)
+        other = np.roll(bump, (10, 3), axis=(0, 1))
+        return {"labels": np.array(LABELS), "breast_box": np.array(breast_box), "prediction": np.stack([bump, 0.5 * other]),
+                "corr_pred": np.stack([0.8 * bump, 0.3 * other]), "rise": np.stack([bump, other]),
+                "relax": 0.5 * other, "corr_dist": other}  # fmt: skip
+
+
+def _source(folder: Path, stem: str, right: bool, monochrome1: bool) -> tuple[Path, tuple[int, int]]:
+    """A synthetic 12-bit DICOM breast with a bright 3-px spot; returns it and the spot's stored (x, y)."""
+    h, w = 120, 80
+    yy, xx = np.mgrid[:h, :w]
+    display = np.where((xx / (0.8 * w)) ** 2 + ((yy - h / 2) / (0.45 * h)) ** 2 < 1, 1500 + 10 * (yy % 7), 0)
+    display[SPOT[1] - 1 : SPOT[1] + 2, SPOT[0] - 1 : SPOT[0] + 2] = 4000
+    spot = SPOT
+    if right:
+        display, spot = display[:, ::-1], (w - 1 - SPOT[0], SPOT[1])
+    stored = 4095 - display if monochrome1 else display
+    path = write_dicom(folder / f"{stem}.dcm", stored.astype(np.uint16), bits_stored=12, spacing=(0.1, 0.1),
+                       photometric="MONOCHROME1" if monochrome1 else "MONOCHROME2")  # fmt: skip
+    return path, spot
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]]]:
+    """'correlax explain' outputs (through its pipeline, with the bump explainer) of a left MONOCHROME2 and a
+    right MONOCHROME1 mammogram that the canonical flip mirrors; and ``correlax view`` run on them."""
+    root = tmp_path_factory.mktemp("explained")
+    images, out = root / "images", root / "out"
+    images.mkdir()
+    sources = {"left": _source(images, "left", right=False, monochrome1=False),
+               "right_m1": _source(images, "right_m1", right=True, monochrome1=True)}  # fmt: skip
+    settings = PreprocessSettings(canonical_flip=True, target_spacing=0.2)
+    prepared = {stem: prepare(read_image(path), settings) for stem, (path, _) in sources.items()}
+    assert not prepared["left"].flipped and prepared["right_m1"].flipped
+    report = explain_files([(path, stem) for stem, (path, _) in sources.items()], out, BumpExplainer(), "test-model",
+                           lambda path: prepare(read_image(path), settings), say=lambda _: None)  # fmt: skip
+    assert len(report.done) == 2, report.failures
+    assert main(["view", str(out)]) == 0
+    return out, {stem: spot for stem, (_, spot) in sources.items()}
+
+
+def _manifest(page: Path) -> dict:
+    match = re.search(r"window\.CORRELAX_VIEWER = (\{.*?\});</script>", page.read_text())
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def test_view_writes_an_offline_page_on_the_stored_grid(explained):
+    out, spots = explained
+    page = out / "index.html"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html and "<img" not in html  # no CDN, nothing loaded up front
+    for asset in ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js"):
+        assert (out / "viewer" / asset).stat().st_size > 1000
+    data = _manifest(page)
+    assert [e["id"] for e in data["images"]] == ["left", "right_m1"]
+    for entry in data["images"]:
+        grey = cv2.imread(str(out / entry["image"]), cv2.IMREAD_UNCHANGED)
+        assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
+        y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
+        assert abs(x - spots[entry["id"]][0]) <= 1 and abs(y - spots[entry["id"]][1]) <= 1
+        assert len(entry["overlays"]) == 4 * 2  # four CorRELAX maps × two classes
+        peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction" and p["label"] == "mass")
+        assert abs(peak["x"] - x) <= 1.5 and abs(peak["y"] - y) <= 1.5  # mapped back through resampling and flip
+        overlay = next(o for o in entry["overlays"] if o["method"] == "correlax-prediction" and o["label"] == "mass")
+        rgba = cv2.imread(str(out / overlay["url"]), cv2.IMREAD_UNCHANGED)
+        oy, ox = np.unravel_index(int(np.argmax(rgba[..., 3])), rgba.shape[:2])
+        assert abs(2 * ox + 0.5 - x) <= 2 and abs(2 * oy + 0.5 - y) <= 2  # prepared resolution, mirrored back
+
+
+def test_view_shows_the_true_boxes_of_a_manifest(explained, tmp_path):
+    out, spots = explained
+    folder = tmp_path / "boxed"
+    folder.mkdir()
+    for name in ("right_m1.json", "right_m1.npz"):
+        shutil.copy(out / name, folder / name)
+    x, y = spots["right_m1"]
+    box = (x - 5.0, y - 5.0, x + 5.0, y + 5.0)
+    record = ImageRecord("r", "images/right_m1.dcm", "p", findings=[Finding("mass", box), Finding("no_finding")])
+    Manifest(records=[record], root=out.parent).save(tmp_path / "manifest.json")
+    assert main(["view", str(folder), "--data", str(tmp_path / "manifest.json")]) == 0
+    assert _manifest(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
+
+
+def test_view_reports_a_bad_output_and_goes_on(explained, tmp_path, capsys):
+    out, _ = explained
+    folder = tmp_path / "partly"
+    folder.mkdir()
+    for name in ("left.json", "left.npz"):
+        shutil.copy(out / name, folder / name)
+    (folder / "gone.json").write_text(json.dumps({"source": "gone.dcm", "labels": ["mass"], "breast_box": [0, 0, 1, 1]}))
+    assert main(["view", str(folder)]) == 1
+    text = capsys.readouterr().out
+    assert "1 image(s)" in text and "gone.json" in text
+    assert main(["view", str(tmp_path / "empty")]) == 2
+
+
+def _image_area(page: HeadlessPage) -> np.ndarray:
+    return page.screenshot()[:, 380:].astype(int)  # right of the 360-px side panel
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_viewer_in_headless_chromium(explained, tmp_path):
+    out, _ = explained
+    state = "document.body && document.body.dataset.state && JSON.parse(document.body.dataset.state)"
+    loaded = f"(() => {{ const s = {state}; return s && s.loaded ? s : null; }})()"
+    with HeadlessPage(tmp_path / "profile") as page:
+        page.open(f"{(out / 'index.html').as_uri()}#image=1&overlays=&opacity=1")
+        first = page.wait_for(loaded)
+        assert first["id"] == "right_m1" and first["items"] == 1  # only the selected image was fetched
+        plain = _image_area(page)
+        assert plain.std() > 5  # the mammogram was drawn
+
+        page.evaluate("document.querySelector('[data-layer=\"correlax-prediction/mass\"]').click()")
+        shown = page.wait_for(loaded)
+        assert shown["overlays"] == ["correlax-prediction/mass"] and shown["items"] == 2
+        with_overlay = _image_area(page)
+        changed = np.abs(with_overlay - plain).max(axis=2) > 30
+        assert changed.mean() > 0.002, "switching the overlay on changed no pixels"
+
+        page.evaluate("const o = document.getElementById('opacity'); o.value = 0; o.dispatchEvent(new Event('input'))")
+        page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.opacity === 0; }})()")
+        faded = np.abs(_image_area(page) - plain).max(axis=2) > 30
+        assert faded.mean() < 0.2 * changed.mean()  # what is left: the peak marker of the map switched on
+
+        page.evaluate("document.getElementById('zoom-in').click(); document.getElementById('zoom-in').click()")
+        zoomed = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.zoom > 3.9 ? s : null; }})()")
+        assert zoomed["zoom"] == pytest.approx(4, rel=0.02)
+        page.wait_for("location.hash.includes('zoom=4.000')")  # the view is in the address: shareable
+        cv2.imwrite(str(tmp_path / "zoomed.png"), page.screenshot())
+        assert np.abs(_image_area(page) - plain).max(axis=2).mean() > 10, "zooming in changed nothing"
+
+        page.evaluate("const s = document.getElementById('image'); s.value = 0; s.dispatchEvent(new Event('change'))")
+        other = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded && s.id === 'left' ? s : null; }})()")
+        assert other["items"] == 2  # the new image and its one overlay shown; the first one's were dropped
+
+
+def test_report_links_a_viewer_of_the_pointing_game_images(tmp_path):
+    labels = ("no_finding", "mass")
+    yy, xx = np.mgrid[:64, :48]
+    grey = np.where(xx < 40, 120, 0).astype(np.uint8)
+    bump = np.exp(-((xx - 20) ** 2 + (yy - 30) ** 2) / 50.0).astype(np.float32)
+    maps = {"correlax-prediction": np.stack([0 * bump, bump]), "center": np.stack([bump, np.roll(bump, 9, axis=0)])}
+    boxes = {"mass": [(15.0, 25.0, 26.0, 36.0)]}
+    board = MultiMethodScorer(labels)
+    points = board.add(maps, boxes, breast_box=(0, 0, 40, 64))
+    writer = ViewerWriter(tmp_path, page="viewer.html", title="Pointing Game")
+    writer.add(ViewerImage.from_maps("img0", grey, maps, labels, boxes, reference_peaks(points)))
+    html = write_report(tmp_path, {"title": "t", "pointing_game": board.result()}, viewer=writer.finish()).read_text()
+    assert '<a href="viewer.html">' in html
+    entry = _manifest(tmp_path / "viewer.html")["images"][0]
+    assert entry["boxes"] == {"mass": [[15.0, 25.0, 26.0, 36.0]]} and len(entry["overlays"]) == 2 * 2
+    peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction")
+    assert (peak["label"], peak["x"], peak["y"]) == ("mass", 20, 30)  # where the map points: inside the true box
