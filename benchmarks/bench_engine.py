@@ -473,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         items = load_items(manifest, manifest.split(args.split), preprocess, args.n_images, labels)
     else:
         items = mias_items(args.data, args.n_images, args.scale, labels)
+    if not items:
+        raise SystemExit("no image with a box of the model's labels to benchmark (--manifest split, --images-npz, --data)")
     if args.save_images:
         save_images(items, args.images_npz)
         print(f"saved {len(items)} prepared images to {args.images_npz}")

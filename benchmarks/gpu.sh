@@ -18,7 +18,7 @@
 #                its 0.062 mm: the window count of a VinDr-Mammo image), EfficientNetV2-S (`paper`, random init),
 #                W=256, S=32, K=1280: the plain way, exact fp32 / bf16 / bf16 + compile, the fast modes incl.
 #                coarse-to-fine, and each mode's bare network rate (--targets fullsize). Its images come prepared:
-#   python -m correlax data synthetic runs/fullsize --images 8 --size 3328 --out runs/fullsize/manifest.json
+#   python -m correlax data synthetic runs/fullsize --images 8 --size 3328      (writes runs/fullsize/manifest.json)
 #   python benchmarks/bench_engine.py --save-images --manifest runs/fullsize/manifest.json --split test \
 #       --n-images 2 --images-npz runs/bench-data/fullsize.npz
 # A dry run on CPU: DEVICE=cpu BACKBONE=tiny WINDOW=64 STRIDE=16 MASKS=64 TRAINED_STRIDE=32 TRAINED_MASKS=64 \
@@ -38,7 +38,7 @@ export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 if [ "${DRY:-0}" = 1 ]; then  # everything tiny, on the CPU
   export DEVICE=cpu BACKBONE=tiny FULL_WINDOW=32 FULL_STRIDE=16 FULL_MASKS=16 FULL_BUDGET=1 FULL_IMAGES=1 FULL_BARE=0.2
   FULL_NPZ="$OUTDIR/dry-fullsize.npz"
-  python3 -m correlax data synthetic "$OUTDIR/dry-data" --images 4 --size 192 --out "$OUTDIR/dry-data/manifest.json" >/dev/null
+  python3 -m correlax data synthetic "$OUTDIR/dry-data" --images 8 --size 192 >/dev/null  # writes dry-data/manifest.json
   python3 benchmarks/bench_engine.py --save-images --manifest "$OUTDIR/dry-data/manifest.json" --split test \
     --n-images 1 --images-npz "$FULL_NPZ" --backbone tiny
 fi
