@@ -16,8 +16,10 @@
 #   (mias-lite0.safetensors: the mini-MIAS recipe's model.safetensors; runs/wheels: a pydicom wheel)
 #   fullsize     gpu-fullsize.json: full-field synthetic mammograms (the generator's VinDr layout, 3328 px high at
 #                its 0.062 mm: the window count of a VinDr-Mammo image), EfficientNetV2-S (`paper`, random init),
-#                W=256, S=32, K=1280: the plain way, exact fp32 / bf16 / bf16 + compile, the fast modes incl.
-#                coarse-to-fine, and each mode's bare network rate (--targets fullsize). Its images come prepared:
+#                W=256, S=32, K=FULL_MASKS (default 128: these images have 4,680 and 5,673 windows, so exact fp32 at
+#                K=1280 is about 6-7 M passes per image, past one call's 10 min; exact time grows with K): the plain
+#                way, exact fp32 / bf16 / bf16 + compile, the fast modes incl. coarse-to-fine, and each mode's bare
+#                network rate (--targets fullsize). Its images come prepared (fullsize.npz, 30 MB, carried):
 #   python -m correlax data synthetic runs/fullsize --images 8 --size 3328      (writes runs/fullsize/manifest.json)
 #   python benchmarks/bench_engine.py --save-images --manifest runs/fullsize/manifest.json --split test \
 #       --n-images 2 --images-npz runs/bench-data/fullsize.npz
@@ -63,8 +65,8 @@ FULL_MODES=exact-bf16,exact-bf16-compile,cli-fast,fast,c2f-fast
 [ "$DEVICE" = cpu ] && FULL_MODES=exact-bf16,cli-fast,c2f-fast
 if has_part fullsize; then python3 benchmarks/bench_engine.py \
   --device "$DEVICE" --backbone "${BACKBONE:-paper}" --targets fullsize \
-  --modes "$FULL_MODES" --images-npz "$FULL_NPZ" --n-images "${FULL_IMAGES:-2}" \
-  --window "${FULL_WINDOW:-256}" --stride "${FULL_STRIDE:-32}" --n-masks "${FULL_MASKS:-1280}" \
+  --modes "$FULL_MODES" --images-npz "$FULL_NPZ" --n-images "${FULL_IMAGES:-1}" \
+  --window "${FULL_WINDOW:-256}" --stride "${FULL_STRIDE:-32}" --n-masks "${FULL_MASKS:-128}" \
   --mask-round 64 --se-tol 0.1 --min-tissue 0.1 --mode-precision bf16 --coarse-factor 2 \
   --bare-seconds "${FULL_BARE:-5}" --plain-windows 4 --time-budget "${FULL_BUDGET:-150}" \
   --out "$OUTDIR/gpu-fullsize.json" || status=1; fi
