@@ -61,3 +61,20 @@ def test_unknown_mode_is_named(bench, mias_root, tmp_path):
     with pytest.raises(SystemExit, match="exact-fp16"):
         bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625",
                     "--modes", "exact-fp16", "--out", str(tmp_path / "x.json")])  # fmt: skip
+
+
+def test_film_targets_with_onnx_reference_and_coarse_to_fine(bench, mias_root, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "film.json"
+    assert bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625", "--modes",
+                       "cli-fast,c2f-fast-onnx", "--reference-backend", "onnx", "--bare-only", "exact-fp32-torch",
+                       "--bare-seconds", "0.1", "--targets", "film", "--out", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["modes"]["exact-fp32"]["backend"] == "onnx" and report["modes"]["c2f-fast-onnx"]["coarse_stride"] == 16
+    assert "exact-fp32-torch (bare only)" in report["bare_network"]["passes_per_second"]
+    summary = report["summary"]
+    assert summary["c2f-fast-onnx"]["passes_per_image_mean"] < summary["exact-fp32"]["passes_per_image_mean"]
+    assert summary["exact-fp32"]["engine_vs_bare"] > 0
+    met = report["targets_met"]
+    assert set(met["c2f-fast-onnx"]) == {"seconds_per_image", "map_r", "same_pointing_game"}
+    assert met["some_fast_mode_meets_all"] == any(all(met[m].values()) for m in ("cli-fast", "c2f-fast-onnx"))

@@ -198,13 +198,22 @@ class BlobNet(nn.Module):
         return ClassifierOutput(logits, feats)
 
 
-def test_planted_signal_peaks_on_the_blob():
-    h, w = 96, 128
+BLOB_CENTRE = (60, 40)
+
+
+def blob_image(h: int = 96, w: int = 128) -> torch.Tensor:
+    """A grey textured image with a bright disc of radius 6 at ``BLOB_CENTRE`` (y, x)."""
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     grey = 0.3 + 0.05 * torch.sin(xx / 7.0) * torch.cos(yy / 5.0)
-    cy, cx = 60, 40
+    cy, cx = BLOB_CENTRE
     grey = torch.where((yy - cy) ** 2 + (xx - cx) ** 2 <= 36, torch.tensor(1.0), grey)
-    image = grey.expand(3, h, w).clone()
+    return grey.expand(3, h, w).clone()
+
+
+def test_planted_signal_peaks_on_the_blob():
+    h, w = 96, 128
+    cy, cx = BLOB_CENTRE
+    image = blob_image(h, w)
     settings = CorrelaxSettings(window=32, stride=8, n_masks=48, batch_size=512)
     result = CorrelaxExplainer(BlobNet(), settings).explain(image, breast_box=(0, 0, w, h))
 

@@ -33,6 +33,7 @@ class WindowStats:
     relax_sq_sum: torch.Tensor  # (N, g, g) Σ (d_k − 1)² g_k (shifted by 1 like the Pearson sums)
     rise_sum: torch.Tensor  # (N, L, g, g) Σ P_k,c g_k
     mask_sum: torch.Tensor  # (N, g, g) Σ g_k
+    se_max: torch.Tensor  # (N,) largest standard error of the window's correlations
 
 
 def mask_rounds(settings: CorrelaxSettings) -> list[tuple[int, int]]:
@@ -137,4 +138,5 @@ def window_statistics(
         relax_sq_sum=relax_sq_sum,
         rise_sum=rise_sum,
         mask_sum=mask_sum,
+        se_max=sums.standard_error().amax(dim=1).float(),
     )

@@ -15,6 +15,7 @@ from correlax.preprocess import breast_mask
 from correlax.explain.engine import WindowStats, window_statistics
 from correlax.explain.registry import CORRELAX_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
+from correlax.explain.refine import coarse_to_fine
 from correlax.explain.runner import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
 from correlax.geometry import PixelBox
@@ -126,7 +127,8 @@ class CorrelaxExplainer(MapExplainer):
         active = torch.nonzero(frac.flatten() >= s.min_tissue).flatten() if s.min_tissue > 0 else torch.arange(
             gh * gw, device=self.device
         )
-        stats = window_statistics(self.runner, windows, active, s, self.mask_bank, progress) if len(active) else None
+        statistics = coarse_to_fine if s.coarse_stride else window_statistics
+        stats = statistics(self.runner, windows, active, s, self.mask_bank, progress) if len(active) else None
         result = self._assemble(stats, active, grid, frac, (h, w))
         result.passes = self.runner.passes - passes0
         if self.device.type == "cuda":

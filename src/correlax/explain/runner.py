@@ -27,7 +27,7 @@ def model_device(model: nn.Module) -> torch.device:
 class BatchRunner:
     """Forward passes in batches of ``batch_size`` samples, returning float64 probabilities (the sigmoid
     is taken in float64: near 0 or 1 float32 would quantise the small variations that the correlations
-    measure) and float32 features. The model is switched, in place, to channels-last (``settings.channels_last``)
+    measure) and float32 features. The network runs in PyTorch, or in ONNX Runtime (``settings.backend``). The model is switched, in place, to channels-last (``settings.channels_last``)
     and, on CUDA, cuDNN tunes its algorithms while batches run.
 
     ``stream`` cuts a job of ``total`` samples into batches; on CUDA out-of-memory it halves the
@@ -37,12 +37,18 @@ class BatchRunner:
     def __init__(self, model: nn.Module, settings: CorrelaxSettings) -> None:
         self.device = model_device(model)
         cuda = self.device.type == "cuda"
-        self.channels_last = settings.channels_last
+        onnx = settings.backend == "onnx"
+        self.channels_last = settings.channels_last and not onnx
         model.eval()
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.fn = torch.compile(model, dynamic=False) if settings.compile else model
+        if onnx:
+            from correlax.explain.backends import OnnxForward
+
+            self.fn = OnnxForward(model, settings.window)
+        else:
+            self.fn = torch.compile(model, dynamic=False) if settings.compile else model
         # Few distinct batch shapes on CUDA: a new shape costs cuDNN plan building (and recompilation under
         # torch.compile), so batches are padded up to a multiple of batch_size/8 (to batch_size when compiled).
         self.compiled = settings.compile
@@ -97,7 +103,7 @@ class BatchRunner:
         with torch.inference_mode(), self._autocast(), self._cudnn_autotune():
             out = self.fn(self._prepare(x))
         self.passes += n
-        return torch.sigmoid(out.logits[:n].double()), out.features[:n].float()
+        return torch.sigmoid(out.logits[:n].to(self.device, torch.float64)), out.features[:n].to(self.device, torch.float32)
 
     def stream(
         self,

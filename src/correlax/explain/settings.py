@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from correlax.settings import MASK_FILLS, DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-RUN_KNOBS = ("channels_last", "compile", "batch_size")  # how the network runs, not what it computes
+BACKENDS = ("torch", "onnx")
+RUN_KNOBS = ("channels_last", "compile", "batch_size", "backend")  # how the network runs, not what it computes
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,17 @@ class CorrelaxSettings(DictSettings):
     se_tol: float = 0.0
     mask_round: int = 64
     mask_fill: str = "black"  # what hidden pixels show: black (the paper's), the window's mean, or a blurred copy
+    # run knob: the network's forward in PyTorch or ONNX Runtime (CPU, fp32; correlax.explain.backends)
+    backend: str = "torch"
+    # method settings, coarse-to-fine (correlax.explain.refine): with ``coarse_stride`` (a multiple of ``stride``)
+    # the windows of the coarse grid run first; the full-stride windows run around a coarse window whose prediction
+    # or |correlation| of a finding class lies in the top (1 - refine_prediction / refine_corr) of that class's
+    # range on the coarse grid, or whose standard error reaches refine_se; the others take the coarse values
+    # interpolated (None: that threshold off)
+    coarse_stride: int | None = None
+    refine_prediction: float | None = None
+    refine_corr: float | None = None
+    refine_se: float | None = None
 
     def __post_init__(self) -> None:
         if self.window <= 0 or self.window % 2:
@@ -55,6 +67,12 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
         if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "onnx" and (self.precision != "fp32" or self.compile):
+            raise ValueError("the onnx backend runs fp32 without torch.compile")
+        if self.coarse_stride is not None and (self.coarse_stride <= self.stride or self.coarse_stride % self.stride):
+            raise ValueError(f"coarse_stride must be a multiple of stride={self.stride} above it, got {self.coarse_stride}")
 
     def method_dict(self) -> dict:
         """The settings that change the numbers: every field but the run knobs (RUN_KNOBS)."""

@@ -1,0 +1,44 @@
+"""The ONNX Runtime backend: the same logits and features as PyTorch, and the same CorRELAX maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.backends import OnnxForward
+from correlax.labels import LABELS
+from correlax.models import create_model
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return create_model("tiny", LABELS).eval()
+
+
+def test_logits_and_features_agree_with_torch(tiny):
+    x = torch.rand(5, 3, 32, 32)
+    with torch.inference_mode():
+        want = tiny(x)
+    got = OnnxForward(tiny, 32, threads=1)(x)  # exported with batch 2: the batch is dynamic
+    torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.features, want.features, atol=1e-4, rtol=0)
+
+
+def test_engine_maps_agree_with_the_torch_path(tiny):
+    image = torch.rand(3, 48, 64)
+    base = CorrelaxSettings(window=32, stride=16, n_masks=16, batch_size=32, channels_last=False)
+    torch_result = CorrelaxExplainer(tiny, base).explain(image, (0, 0, 64, 48))
+    onnx_result = CorrelaxExplainer(tiny, base.replace(backend="onnx")).explain(image, (0, 0, 64, 48))
+    assert onnx_result.passes == torch_result.passes
+    for name in ("window_prediction", "prediction", "corr_pred", "corr_dist", "relax", "rise"):
+        np.testing.assert_allclose(getattr(onnx_result, name), getattr(torch_result, name), atol=1e-3, err_msg=name)
+
+
+def test_onnx_backend_is_fp32_only():
+    with pytest.raises(ValueError, match="onnx"):
+        CorrelaxSettings(backend="onnx", precision="bf16")
