@@ -41,8 +41,9 @@ import torch.nn.functional as F
 from correlax.data.records import Manifest
 from correlax.evaluation.pointing_game import point_reference
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.settings import RunSettings
 from correlax.explain.explainer import tissue_mask
-from correlax.explain.runner import BatchRunner
+from correlax.explain.forward import BatchRunner
 from correlax.explain.windows import WindowGrid, pad_crop, window_view
 from correlax.labels import LABELS
 from correlax.models import create_model, load_checkpoint
@@ -278,30 +279,32 @@ def agreement(result, exact, item: dict, labels: tuple[str, ...]) -> dict:
     return out
 
 
-def modes(base: CorrelaxSettings, args) -> dict[str, CorrelaxSettings]:
-    """The settings of every mode asked for (all by default); exact fp32 first, the agreement's reference."""
+def modes(base: CorrelaxSettings, run: RunSettings, args) -> dict[str, tuple[CorrelaxSettings, RunSettings]]:
+    """(method settings, run settings) of every mode asked for (all by default); exact fp32 first, the
+    agreement's reference."""
     tissue = {"min_tissue": args.min_tissue}
     masks = {"se_tol": args.se_tol, "mask_round": args.mask_round}
     stride = {"stride": base.stride * 2}
     coarse = {"coarse_stride": base.stride * args.coarse_factor, "refine_prediction": args.refine_prediction,
               "refine_corr": args.refine_corr}  # fmt: skip
     alone = base.replace(precision=args.mode_precision)
+    onnx = run.replace(backend="onnx")
     known = {
-        "exact-fp32": lambda: base,
-        "exact-fp32-torch": lambda: base,  # with --reference-backend onnx: the torch path beside it
-        "exact-bf16": lambda: base.replace(precision="bf16"),
-        "exact-fp32-nchw": lambda: base.replace(channels_last=False),  # what channels-last buys
-        "tissue": lambda: alone.replace(**tissue),
-        "masks-se": lambda: alone.replace(**masks),
-        "stride-x2": lambda: alone.replace(**stride),
-        "fast": lambda: base.replace(precision="bf16", **tissue, **masks, **stride),
-        "fast-same-stride": lambda: base.replace(precision="bf16", **tissue, **masks),
-        "exact-bf16-compile": lambda: base.replace(precision="bf16", compile=True),
-        "exact-onnx": lambda: base.replace(backend="onnx"),
-        "cli-fast": lambda: alone.replace(**masks),  # 'correlax explain --fast' (bf16 there: --mode-precision bf16)
-        "cli-fast-onnx": lambda: base.replace(backend="onnx", **masks),
-        "c2f-fast": lambda: alone.replace(**masks, **tissue, **coarse),
-        "c2f-fast-onnx": lambda: base.replace(backend="onnx", **masks, **tissue, **coarse),
+        "exact-fp32": lambda: (base, run),
+        "exact-fp32-torch": lambda: (base, run),  # with --reference-backend onnx: the torch path beside it
+        "exact-bf16": lambda: (base.replace(precision="bf16"), run),
+        "exact-fp32-nchw": lambda: (base, run.replace(channels_last=False)),  # what channels-last buys
+        "tissue": lambda: (alone.replace(**tissue), run),
+        "masks-se": lambda: (alone.replace(**masks), run),
+        "stride-x2": lambda: (alone.replace(**stride), run),
+        "fast": lambda: (base.replace(precision="bf16", **tissue, **masks, **stride), run),
+        "fast-same-stride": lambda: (base.replace(precision="bf16", **tissue, **masks), run),
+        "exact-bf16-compile": lambda: (base.replace(precision="bf16"), run.replace(compile=True)),
+        "exact-onnx": lambda: (base, onnx),
+        "cli-fast": lambda: (alone.replace(**masks), run),  # 'correlax explain --fast' (bf16 on a GPU: --mode-precision bf16)
+        "cli-fast-onnx": lambda: (base.replace(**masks), onnx),
+        "c2f-fast": lambda: (alone.replace(**masks, **tissue, **coarse), run),
+        "c2f-fast-onnx": lambda: (base.replace(**masks, **tissue, **coarse), onnx),
     }
     wanted = list(args.modes or [name for name in known if name not in OPT_IN_MODES or (args.compile and name == "exact-bf16-compile")])
     unknown = set(wanted) - set(known)
@@ -310,7 +313,7 @@ def modes(base: CorrelaxSettings, args) -> dict[str, CorrelaxSettings]:
     if args.compile and "exact-bf16-compile" not in wanted:
         wanted.append("exact-bf16-compile")
     made = {name: make() for name, make in known.items() if name == "exact-fp32" or name in wanted}
-    made["exact-fp32"] = made["exact-fp32"].replace(backend=args.reference_backend)
+    made["exact-fp32"] = (base, run.replace(backend=args.reference_backend))
     return made
 
 
@@ -377,7 +380,7 @@ def make_report(args, device: torch.device, explainers: dict, rows: list[dict], 
         "threads": torch.get_num_threads(),
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,  # PyTorch's default: fp32 convolutions use TF32 on GPU
         "batch_size": {name: e.runner.batch_size for name, e in explainers.items()},
-        "modes": {name: e.settings.to_dict() for name, e in explainers.items()},
+        "modes": {name: {**e.settings.to_dict(), **e.run.to_dict()} for name, e in explainers.items()},
         "notes": NOTES if args.checkpoint else [*NOTES, RANDOM_INIT_NOTE],
         "n_images": len(rows),
         "load_average_1_5_15_min": os.getloadavg(),  # the CPU is shared: other jobs ran beside this one
@@ -462,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         args.window = args.window or 32
     model = model.to(device).eval()
     labels = tuple(model.labels)
-    base = CorrelaxSettings(window=args.window, stride=args.stride, n_masks=args.n_masks, batch_size=args.batch_size)
+    base = CorrelaxSettings(window=args.window, stride=args.stride, n_masks=args.n_masks)
+    run = RunSettings(batch_size=args.batch_size)
     if args.images_npz and args.images_npz.exists() and not args.save_images:
         items = read_saved_images(args.images_npz, args.n_images)
     elif args.manifest:
@@ -480,8 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saved {len(items)} prepared images to {args.images_npz}")
         return 0
     plain_model = copy.deepcopy(model)  # the explainers switch ``model`` to channels-last; this one stays NCHW
-    explainers = {name: CorrelaxExplainer(model if s.channels_last else plain_model, s)
-                  for name, s in modes(base, args).items()}  # fmt: skip
+    explainers = {name: CorrelaxExplainer(model if r.channels_last else plain_model, s, run=r)
+                  for name, (s, r) in modes(base, run, args).items()}  # fmt: skip
     # warm-up (cuDNN autotuning, compilation), untimed
     warm = items[0]
     x0, y0, _, _ = warm["box"]
@@ -491,9 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     plain_way(plain_model, warm["image"], warm["box"], base, 1, device)
     bare = {name: bare_rate(e.runner, args.window, args.bare_seconds) for name, e in explainers.items()}
     if args.bare_only:  # only the network's rate of these modes: too slow here to run on the images
-        only = modes(base, argparse.Namespace(**{**vars(args), "modes": args.bare_only, "compile": False}))
+        only = modes(base, run, argparse.Namespace(**{**vars(args), "modes": args.bare_only, "compile": False}))
         for name in args.bare_only:
-            bare[f"{name} (bare only)"] = bare_rate(BatchRunner(model, only[name]), args.window, args.bare_seconds)
+            bare[f"{name} (bare only)"] = bare_rate(BatchRunner(model, *only[name]), args.window, args.bare_seconds)
     print("bare network, passes/s:", {k: round(v, 1) for k, v in bare.items()}, flush=True)
     rows: list[dict] = []
     t_start = time.perf_counter()

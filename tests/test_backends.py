@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.settings import RunSettings
 from correlax.explain.backends import OnnxForward
 from correlax.labels import LABELS
 from correlax.models import create_model
@@ -31,14 +32,15 @@ def test_logits_and_features_agree_with_torch(tiny):
 
 def test_engine_maps_agree_with_the_torch_path(tiny):
     image = torch.rand(3, 48, 64)
-    base = CorrelaxSettings(window=32, stride=16, n_masks=16, batch_size=32, channels_last=False)
-    torch_result = CorrelaxExplainer(tiny, base).explain(image, (0, 0, 64, 48))
-    onnx_result = CorrelaxExplainer(tiny, base.replace(backend="onnx")).explain(image, (0, 0, 64, 48))
+    base = CorrelaxSettings(window=32, stride=16, n_masks=16)
+    torch_result = CorrelaxExplainer(tiny, base, run=RunSettings(batch_size=32, channels_last=False)).explain(image, (0, 0, 64, 48))
+    onnx_run = RunSettings(batch_size=32, channels_last=False, backend="onnx")
+    onnx_result = CorrelaxExplainer(tiny, base, run=onnx_run).explain(image, (0, 0, 64, 48))
     assert onnx_result.passes == torch_result.passes
     for name in ("window_prediction", "prediction", "corr_pred", "corr_dist", "relax", "rise"):
         np.testing.assert_allclose(getattr(onnx_result, name), getattr(torch_result, name), atol=1e-3, err_msg=name)
 
 
-def test_onnx_backend_is_fp32_only():
+def test_onnx_backend_is_fp32_only(tiny):
     with pytest.raises(ValueError, match="onnx"):
-        CorrelaxSettings(backend="onnx", precision="bf16")
+        CorrelaxExplainer(tiny, CorrelaxSettings(window=32, stride=16, precision="bf16"), run=RunSettings(backend="onnx"))

@@ -9,6 +9,7 @@ from reference_correlax import reference_correlax
 from torch import nn
 
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.settings import RunSettings
 from correlax.explain.base import Explainer
 from correlax.explain.kernel import overlap_kernel
 from correlax.explain import engine
@@ -78,8 +79,8 @@ def test_engine_equals_reference_with_fixed_bank(hw, box, window, stride, k, bat
     model = TinyNet().eval()
     image = _image(*hw)
     bank = (torch.rand(k, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.5).float()
-    settings = CorrelaxSettings(window=window, stride=stride, n_masks=k, batch_size=batch)
-    result = CorrelaxExplainer(model, settings, mask_bank=bank).explain(image, breast_box=box)
+    settings = CorrelaxSettings(window=window, stride=stride, n_masks=k)
+    result = CorrelaxExplainer(model, settings, mask_bank=bank, run=RunSettings(batch_size=batch)).explain(image, breast_box=box)
     ref = reference_correlax(model, image, box, window, stride, lambda _: bank.numpy())
     _compare(result, ref)
     gh, gw = ref["window_corr_dist"].shape
@@ -92,8 +93,8 @@ def test_engine_equals_reference_with_drawn_masks():
     """Default masks: fresh per window, drawn from the seed; the reference gets the same cells."""
     model = TinyNet().eval()
     image = _image(64, 80)
-    settings = CorrelaxSettings(window=32, stride=16, n_masks=20, batch_size=33, seed=7)
-    result = CorrelaxExplainer(model, settings).explain(image, breast_box=(0, 0, 80, 64))
+    settings = CorrelaxSettings(window=32, stride=16, n_masks=20, seed=7)
+    result = CorrelaxExplainer(model, settings, run=RunSettings(batch_size=33)).explain(image, breast_box=(0, 0, 80, 64))
 
     def masks_for(w: int) -> np.ndarray:
         return mask_grids(7, torch.full((20,), w), torch.arange(20), 8, 0.5).numpy()
@@ -105,7 +106,7 @@ def test_masks_do_not_depend_on_batch_size():
     model = TinyNet().eval()
     image = _image(48, 48)
     a, b = (
-        CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=16, batch_size=bs)).explain(image)
+        CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=16), run=RunSettings(batch_size=bs)).explain(image)
         for bs in (7, 256)
     )
     for name in STATS:
@@ -161,9 +162,9 @@ def test_skipped_windows_are_zero_and_others_exact():
     image = _image(64, 80)
     tissue = torch.zeros(64, 80, dtype=torch.bool)
     tissue[:, 40:] = True
-    base = CorrelaxSettings(window=32, stride=16, n_masks=16, batch_size=64)
-    exact = CorrelaxExplainer(model, base).explain(image, (0, 0, 80, 64), tissue=tissue)
-    fast = CorrelaxExplainer(model, base.replace(min_tissue=0.3)).explain(image, (0, 0, 80, 64), tissue=tissue)
+    base = CorrelaxSettings(window=32, stride=16, n_masks=16)
+    exact = CorrelaxExplainer(model, base, run=RunSettings(batch_size=64)).explain(image, (0, 0, 80, 64), tissue=tissue)
+    fast = CorrelaxExplainer(model, base.replace(min_tissue=0.3), run=RunSettings(batch_size=64)).explain(image, (0, 0, 80, 64), tissue=tissue)
     run = fast.window_tissue >= 0.3
     assert 0 < run.sum() < run.size
     assert (fast.window_masks[~run] == 0).all() and (fast.window_prediction[:, ~run] == 0).all()
@@ -174,9 +175,9 @@ def test_skipped_windows_are_zero_and_others_exact():
 def test_stopping_rule_uses_fewer_masks():
     model = TinyNet().eval()
     image = _image(64, 80)
-    base = CorrelaxSettings(window=32, stride=16, n_masks=256, batch_size=128)
-    exact = CorrelaxExplainer(model, base).explain(image, (0, 0, 80, 64))
-    fast = CorrelaxExplainer(model, base.replace(se_tol=0.15, mask_round=32)).explain(image, (0, 0, 80, 64))
+    base = CorrelaxSettings(window=32, stride=16, n_masks=256)
+    exact = CorrelaxExplainer(model, base, run=RunSettings(batch_size=128)).explain(image, (0, 0, 80, 64))
+    fast = CorrelaxExplainer(model, base.replace(se_tol=0.15, mask_round=32), run=RunSettings(batch_size=128)).explain(image, (0, 0, 80, 64))
     assert fast.window_masks.min() >= 32 and (fast.window_masks % 32 == 0).all()
     assert fast.window_masks.max() <= 256 and fast.passes < exact.passes / 2
     r = np.corrcoef(fast.corr_pred.ravel(), exact.corr_pred.ravel())[0, 1]
@@ -214,8 +215,8 @@ def test_planted_signal_peaks_on_the_blob():
     h, w = 96, 128
     cy, cx = BLOB_CENTRE
     image = blob_image(h, w)
-    settings = CorrelaxSettings(window=32, stride=8, n_masks=48, batch_size=512)
-    result = CorrelaxExplainer(BlobNet(), settings).explain(image, breast_box=(0, 0, w, h))
+    settings = CorrelaxSettings(window=32, stride=8, n_masks=48)
+    result = CorrelaxExplainer(BlobNet(), settings, run=RunSettings(batch_size=512)).explain(image, breast_box=(0, 0, w, h))
 
     def peak(m: np.ndarray) -> tuple[int, int]:
         return np.unravel_index(np.argmax(m), m.shape)
@@ -252,11 +253,11 @@ class FlakyMemoryNet(TinyNet):
 
 def test_out_of_memory_halves_the_batch():
     image = _image(48, 48)
-    settings = CorrelaxSettings(window=16, stride=8, n_masks=16, batch_size=128)
-    explainer = CorrelaxExplainer(FlakyMemoryNet().eval(), settings)
+    settings = CorrelaxSettings(window=16, stride=8, n_masks=16)
+    explainer = CorrelaxExplainer(FlakyMemoryNet().eval(), settings, run=RunSettings(batch_size=128))
     result = explainer.explain(image)
     assert explainer.runner.batch_size == 16
-    plain = CorrelaxExplainer(TinyNet().eval(), settings).explain(image)
+    plain = CorrelaxExplainer(TinyNet().eval(), settings, run=RunSettings(batch_size=128)).explain(image)
     for name in STATS:
         np.testing.assert_allclose(getattr(result, name), getattr(plain, name), atol=1e-6)
 
@@ -276,11 +277,11 @@ def test_other_mask_fills_equal_reference(fill):
     model = TinyNet().eval()
     image = _image(64, 80)
     bank = (torch.rand(16, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.5).float()
-    settings = CorrelaxSettings(window=32, stride=16, n_masks=16, batch_size=50, mask_fill=fill)
-    result = CorrelaxExplainer(model, settings, mask_bank=bank).explain(image, breast_box=(5, 3, 71, 60))
+    settings = CorrelaxSettings(window=32, stride=16, n_masks=16, mask_fill=fill)
+    result = CorrelaxExplainer(model, settings, mask_bank=bank, run=RunSettings(batch_size=50)).explain(image, breast_box=(5, 3, 71, 60))
     ref = reference_correlax(model, image, (5, 3, 71, 60), 32, 16, lambda _: bank.numpy(), fill=fill)
     _compare(result, ref)
-    black = CorrelaxExplainer(model, settings.replace(mask_fill="black"), mask_bank=bank).explain(image, (5, 3, 71, 60))
+    black = CorrelaxExplainer(model, settings.replace(mask_fill="black"), mask_bank=bank, run=RunSettings(batch_size=50)).explain(image, (5, 3, 71, 60))
     assert np.abs(result.window_corr_pred - black.window_corr_pred).max() > 1e-3  # the fill changes something
 
 

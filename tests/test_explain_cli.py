@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from correlax.cli.main import main
-from correlax.cli.options import FAST_SE_TOL, add_correlax_options, correlax_settings
+from correlax.cli.options import FAST_SE_TOL, add_correlax_options, correlax_settings, run_settings
 from correlax.pipelines.explain_files import collect_inputs
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
@@ -108,15 +108,19 @@ def test_fast_option_fills_in_only_what_is_not_given():
     parser = argparse.ArgumentParser()
     add_correlax_options(parser)
 
-    def settings(*argv: str):
-        return correlax_settings(parser.parse_args(list(argv)), input_size=64)
+    def settings(*argv: str, gpu: bool = True):
+        return correlax_settings(parser.parse_args(list(argv)), input_size=64, gpu=gpu)
 
     exact = settings()
     assert (exact.precision, exact.se_tol, exact.window) == ("fp32", 0.0, 64)  # the reference's arithmetic
     fast = settings("--fast")
     assert (fast.precision, fast.se_tol, fast.stride, fast.min_tissue) == ("bf16", FAST_SE_TOL, exact.stride, 0.0)
+    assert settings("--fast", gpu=False).precision == "fp32"  # no bf16 units on a CPU: fp32 is the fast one there
     assert (settings("--fast", "--precision", "fp32", "--se-tol", "0.05").precision,
             settings("--fast", "--se-tol", "0.05").se_tol) == ("fp32", 0.05)  # fmt: skip
+    run = run_settings(parser.parse_args(["--batch-size", "16", "--backend", "onnx"]))
+    assert (run.batch_size, run.backend, run.compile) == (16, "onnx", False)  # run knobs stay out of the settings
+    assert "batch_size" not in fast.to_dict() and "backend" not in fast.to_dict()
 
 
 def test_geometry_in_millimetres():

@@ -9,15 +9,16 @@ import torch
 from test_engine import BLOB_CENTRE, STATS, BlobNet, TinyNet, _image, blob_image, one_thread  # noqa: F401 (fixture)
 
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.settings import RunSettings
 from correlax.explain.refine import interpolate_coarse, refine_region
 
 
 def test_refining_everything_equals_the_full_grid():
     model = TinyNet().eval()
     image = _image(64, 80)
-    base = CorrelaxSettings(window=32, stride=8, n_masks=16, batch_size=64)
-    exact = CorrelaxExplainer(model, base).explain(image, (0, 0, 80, 64))
-    refined = CorrelaxExplainer(model, base.replace(coarse_stride=16, refine_prediction=0.0)).explain(image, (0, 0, 80, 64))
+    base = CorrelaxSettings(window=32, stride=8, n_masks=16)
+    exact = CorrelaxExplainer(model, base, run=RunSettings(batch_size=64)).explain(image, (0, 0, 80, 64))
+    refined = CorrelaxExplainer(model, base.replace(coarse_stride=16, refine_prediction=0.0), run=RunSettings(batch_size=64)).explain(image, (0, 0, 80, 64))
     assert refined.passes == exact.passes
     for name in STATS:
         np.testing.assert_allclose(getattr(refined, name), getattr(exact, name), atol=1e-5, err_msg=name)
@@ -27,9 +28,9 @@ def test_planted_signal_is_refined_and_the_rest_interpolated():
     h, w = 96, 128
     cy, cx = BLOB_CENTRE
     image = blob_image(h, w)
-    base = CorrelaxSettings(window=32, stride=8, n_masks=32, batch_size=512)
-    exact = CorrelaxExplainer(BlobNet(), base).explain(image, breast_box=(0, 0, w, h))
-    fast = CorrelaxExplainer(BlobNet(), base.replace(coarse_stride=32, refine_prediction=0.5)).explain(image, (0, 0, w, h))
+    base = CorrelaxSettings(window=32, stride=8, n_masks=32)
+    exact = CorrelaxExplainer(BlobNet(), base, run=RunSettings(batch_size=512)).explain(image, breast_box=(0, 0, w, h))
+    fast = CorrelaxExplainer(BlobNet(), base.replace(coarse_stride=32, refine_prediction=0.5), run=RunSettings(batch_size=512)).explain(image, (0, 0, w, h))
     ran = fast.window_masks > 0
     assert fast.passes < exact.passes / 2
     # every window whose centre is on the blob ran at the full stride, with the full grid's statistics

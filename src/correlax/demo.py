@@ -22,7 +22,7 @@ from correlax.data.split import carve_val
 from correlax.data.synthetic import make_synthetic_dataset
 from correlax.evaluation.localisation import boxed_records
 from correlax.evaluation.pointing_game import format_pointing_game
-from correlax.explain import CorrelaxSettings
+from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.explain.registry import list_methods
 from correlax.models import load_checkpoint
 from correlax.pipelines.pointing_game import LocalisationJob, run_pointing_game
@@ -134,9 +134,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[
         )
 
     model, info = load_checkpoint(model_path)
-    settings = CorrelaxSettings(
-        window=info.input_size, stride=config.stride, n_masks=config.n_masks, seed=config.seed, batch_size=512
-    )
+    settings = CorrelaxSettings(window=info.input_size, stride=config.stride, n_masks=config.n_masks, seed=config.seed)
     boxed = boxed_records(manifest.split("test"), info.labels)
     explained = boxed[: config.explain_images] if config.explain_images else boxed
     methods = list_methods()
@@ -154,7 +152,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[
         "wall time before the Pointing Game": f"{time.perf_counter() - started:.0f} s",
     }
     metrics, localisation = run_pointing_game(
-        LocalisationJob(model, info.preprocess_settings, manifest, explained, methods, settings), out, run_facts,
+        LocalisationJob(model, info.preprocess_settings, manifest, explained, methods, settings, RunSettings(batch_size=512)),
+        out, run_facts,
         "correlax demo — synthetic mammograms", classification, max_panels=config.max_panels,
     )  # fmt: skip
     for path, reason in localisation.failures:

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels
+from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels, run_settings
 from correlax.cli.train import add_train_options, train_config
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         config = CrossvalConfig(
             out=args.out, folds=args.folds, train=train, settings=settings, methods=tuple(args.methods),
             margin_px=margin_pixels(args, spacing), tolerance_mm=args.tolerance_mm, split_seed=args.split_seed,
-            device=args.device,
+            device=args.device, run=run_settings(args),
         )  # fmt: skip
         pooled = run_crossval(config)
     except (ValueError, RuntimeError, OSError) as exc:

@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
-from correlax.cli.options import add_correlax_options, correlax_settings
+from correlax.cli.options import add_correlax_options, correlax_settings, run_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
         settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
         report = run_explain(
-            args.inputs, args.out, args.model, settings, args.devices, args.num_nodes, args.accelerator,
+            args.inputs, args.out, args.model, settings, run_settings(args), args.devices, args.num_nodes,
+            args.accelerator,
             spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom,
         )  # fmt: skip
     except (CheckpointError, InputError, FileProblem, ValueError) as e:

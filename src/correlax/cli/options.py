@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from correlax.explain.settings import PRECISIONS, CorrelaxSettings
+from correlax.explain.settings import BACKENDS, PRECISIONS, CorrelaxSettings, RunSettings
 from correlax.settings import MASK_FILLS
 
 FAST_SE_TOL = 0.1  # the stopping rule whose loss the README reports (benchmarks/results/gpu-h200-trained-all.json)
@@ -28,16 +28,20 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grid", type=int, default=8, help="mask grid cells per side (default: %(default)s)")
     g.add_argument("--keep-prob", type=float, default=0.5, help="probability that a cell is kept (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--precision", choices=PRECISIONS, help="arithmetic of the network (default: fp32; bf16 with --fast)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the network")
-    g.add_argument("--batch-size", type=int, help="forward batch (default: fitted to the device's memory)")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="arithmetic of the network (default: fp32; with --fast bf16 on a GPU)")  # fmt: skip
+    r = parser.add_argument_group("how the network runs (changes no number)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the network")
+    r.add_argument("--batch-size", type=int, help="forward batch (default: fitted to the device's memory)")
+    r.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="the network's forward in PyTorch or ONNX Runtime (CPU, fp32; pip install 'correlax[cpu]')")  # fmt: skip
     g.add_argument("--min-tissue", type=float, default=0.0,
                    help="fast mode: skip windows with less than this fraction of breast pixels")  # fmt: skip
     g.add_argument("--se-tol", type=float,
                    help="fast mode: stop drawing masks once the correlations' standard error is below this"
                         f" (default: 0, every mask; {FAST_SE_TOL} with --fast)")  # fmt: skip
     g.add_argument("--fast", action="store_true",
-                   help=f"the measured fast mode: bf16 and mask stopping at --se-tol {FAST_SE_TOL}, every window"
+                   help=f"the measured fast mode: mask stopping at --se-tol {FAST_SE_TOL} (and bf16 on a GPU), every window"
                         " and the same stride (README: its speed-up and its loss)")  # fmt: skip
     g.add_argument("--mask-round", type=int, default=64, help="masks per round with --se-tol (default: %(default)s)")
     g.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
@@ -54,10 +58,21 @@ def to_pixels(mm: float, spacing: float | None, option: str) -> int:
     return max(2, 2 * round(mm / spacing / 2))
 
 
-def correlax_settings(args: argparse.Namespace, input_size: int, spacing: float | None = None) -> CorrelaxSettings:
+def correlax_settings(
+    args: argparse.Namespace, input_size: int, spacing: float | None = None, gpu: bool | None = None
+) -> CorrelaxSettings:
     """The settings the options ask for. ``spacing``: mm per pixel of the maps' grid (the model's target
-    spacing), needed for the options in mm. ``--fast`` fills in precision and ``--se-tol`` unless given."""
-    precision = args.precision or ("bf16" if args.fast else "fp32")
+    spacing), needed for the options in mm. ``--fast`` fills in ``--se-tol`` and the precision unless given:
+    bf16 on a GPU (``gpu``; None: whether CUDA is available), fp32 on a CPU, where bf16 without bf16 units
+    was measured 13× slower than fp32 (benchmarks/results/cpu-film.json)."""
+    if args.precision or not args.fast:
+        precision = args.precision or "fp32"
+    else:
+        if gpu is None:
+            import torch
+
+            gpu = torch.cuda.is_available()
+        precision = "bf16" if gpu else "fp32"
     se_tol = args.se_tol if args.se_tol is not None else (FAST_SE_TOL if args.fast else 0.0)
     window = args.window or (to_pixels(args.window_mm, spacing, "--window-mm") if args.window_mm else input_size)
     if args.stride:
@@ -68,10 +83,14 @@ def correlax_settings(args: argparse.Namespace, input_size: int, spacing: float 
         stride = max(1, window // WINDOW_PER_STRIDE)
     return CorrelaxSettings(
         window=window, stride=stride, n_masks=args.masks, grid=args.grid,
-        keep_prob=args.keep_prob, seed=args.seed, precision=precision, compile=args.compile,
-        batch_size=args.batch_size, min_tissue=args.min_tissue, se_tol=se_tol, mask_round=args.mask_round,
-        mask_fill=args.mask_fill,
+        keep_prob=args.keep_prob, seed=args.seed, precision=precision, min_tissue=args.min_tissue, se_tol=se_tol,
+        mask_round=args.mask_round, mask_fill=args.mask_fill,
     )  # fmt: skip
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """How the network runs (changes no number): batch size, torch.compile, backend."""
+    return RunSettings(batch_size=args.batch_size, compile=args.compile, backend=args.backend)
 
 
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:

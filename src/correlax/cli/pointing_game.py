@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels
+from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         + (" (fast mode)" if settings.min_tissue or settings.se_tol else ""),
     }
     metrics, result = run_pointing_game(
-        LocalisationJob(model, info.preprocess_settings, manifest, manifest.split(args.split), args.methods, settings),
+        LocalisationJob(
+            model, info.preprocess_settings, manifest, manifest.split(args.split), args.methods, settings,
+            run_settings(args),
+        ),
         args.out,
         run_facts, f"Pointing Game — {args.data.name}, split {args.split}", classification,
         max_panels=args.max_panels, tolerance_mm=args.tolerance_mm, margin_px=margin_px,

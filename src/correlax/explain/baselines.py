@@ -25,7 +25,7 @@ from torch import nn
 
 from correlax.explain.base import MapExplainer
 from correlax.explain.kernel import OverlapAverage, place
-from correlax.explain.runner import model_device
+from correlax.explain.forward import model_device
 from correlax.explain.windows import WindowGrid, breast_box_of, image_grey, pad_crop, window_view
 from correlax.geometry import PixelBox
 from correlax.preprocess import breast_mask

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from correlax.masks import apply_masks, mask_grids, upsample
-from correlax.explain.runner import BatchRunner
+from correlax.explain.forward import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
 from correlax.explain.stats import PearsonSums
 

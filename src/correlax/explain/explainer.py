@@ -16,8 +16,8 @@ from correlax.explain.engine import WindowStats, window_statistics
 from correlax.explain.registry import CORRELAX_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
-from correlax.explain.runner import BatchRunner
-from correlax.explain.settings import CorrelaxSettings
+from correlax.explain.forward import BatchRunner
+from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.geometry import PixelBox
 from correlax.explain.windows import (
     WindowGrid,
@@ -76,7 +76,8 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 class CorrelaxExplainer(MapExplainer):
     """CorRELAX for a model honouring :mod:`correlax.models.contract`.
 
-    ``mask_bank``: optional fixed (K, g, g) cell grids used for every window instead of random draws.
+    ``mask_bank``: optional fixed (K, g, g) cell grids used for every window instead of random draws;
+    ``run``: how the network runs (batch size, channels-last, compile, backend), which changes no number.
     Its map-store entry is the whole :class:`CorrelaxResult` (window statistics included).
     """
 
@@ -84,7 +85,11 @@ class CorrelaxExplainer(MapExplainer):
     methods = CORRELAX_METHODS
 
     def __init__(
-        self, model: nn.Module, settings: CorrelaxSettings | None = None, mask_bank: torch.Tensor | None = None
+        self,
+        model: nn.Module,
+        settings: CorrelaxSettings | None = None,
+        mask_bank: torch.Tensor | None = None,
+        run: RunSettings | None = None,
     ) -> None:
         self.settings = settings or CorrelaxSettings()
         s = self.settings
@@ -92,7 +97,8 @@ class CorrelaxExplainer(MapExplainer):
             raise ValueError(f"mask_bank must have shape {(s.n_masks, s.grid, s.grid)}, got {tuple(mask_bank.shape)}")
         self.labels = tuple(model.labels)
         self.mask_bank = mask_bank
-        self.runner = BatchRunner(model, s)
+        self.run = run or RunSettings()
+        self.runner = BatchRunner(model, s, self.run)
 
     @property
     def device(self) -> torch.device:
@@ -194,7 +200,7 @@ class CorrelaxExplainer(MapExplainer):
         )
 
     def settings_key(self) -> dict:
-        return self.settings.method_dict()
+        return self.settings.to_dict()
 
     def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from correlax.explain.engine import WindowStats, window_statistics
-from correlax.explain.runner import BatchRunner
+from correlax.explain.forward import BatchRunner
 from correlax.explain.settings import CorrelaxSettings
 from correlax.labels import NO_FINDING
 

@@ -14,16 +14,16 @@ if TYPE_CHECKING:  # the registry itself stays light: listing methods (CLI help)
     from torch import nn
 
     from correlax.explain.base import Explainer
-    from correlax.explain.settings import CorrelaxSettings
+    from correlax.explain.settings import CorrelaxSettings, RunSettings
 
 CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "relax", "relax-centred", "relax-uncertainty", "rise")
 
-Factory = Callable[["nn.Module", "CorrelaxSettings", int], "Explainer"]
+Factory = Callable[["nn.Module", "CorrelaxSettings", int, "RunSettings | None"], "Explainer"]
 _REGISTRY: dict[str, tuple[tuple[str, ...], Factory]] = {}
 
 
 def register_explainer(name: str, methods: Sequence[str] | None = None) -> Callable[[Factory], Factory]:
-    """Register ``factory(model, settings, seed)`` under ``name``, producing ``methods`` (default: the name)."""
+    """Register ``factory(model, settings, seed, run)`` under ``name``, producing ``methods`` (default: the name)."""
 
     def add(factory: Factory) -> Factory:
         _REGISTRY[name] = (tuple(methods or (name,)), factory)
@@ -38,31 +38,31 @@ def list_methods() -> tuple[str, ...]:
 
 
 def create_explainers(
-    methods: Sequence[str], model: nn.Module, settings: CorrelaxSettings, seed: int = 0
+    methods: Sequence[str], model: nn.Module, settings: CorrelaxSettings, seed: int = 0, run: RunSettings | None = None
 ) -> list[Explainer]:
     """The explainers that produce ``methods`` (each built once, whatever share of its methods is asked for)."""
     unknown = set(methods) - set(list_methods())
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(list_methods())}")
-    return [factory(model, settings, seed) for produced, factory in _REGISTRY.values() if set(produced) & set(methods)]
+    return [factory(model, settings, seed, run) for produced, factory in _REGISTRY.values() if set(produced) & set(methods)]
 
 
 @register_explainer("correlax", CORRELAX_METHODS)
-def _correlax(model: nn.Module, settings: CorrelaxSettings, seed: int) -> Explainer:
+def _correlax(model: nn.Module, settings: CorrelaxSettings, seed: int, run: RunSettings | None) -> Explainer:
     from correlax.explain.explainer import CorrelaxExplainer
 
-    return CorrelaxExplainer(model, settings)
+    return CorrelaxExplainer(model, settings, run=run)
 
 
 @register_explainer("gradcam")
-def _gradcam(model: nn.Module, settings: CorrelaxSettings, seed: int) -> Explainer:
+def _gradcam(model: nn.Module, settings: CorrelaxSettings, seed: int, run: RunSettings | None) -> Explainer:
     from correlax.explain.baselines import GradCamExplainer
 
     return GradCamExplainer(model, settings.window, settings.stride)
 
 
 @register_explainer("occlusion")
-def _occlusion(model: nn.Module, settings: CorrelaxSettings, seed: int) -> Explainer:
+def _occlusion(model: nn.Module, settings: CorrelaxSettings, seed: int, run: RunSettings | None) -> Explainer:
     from correlax.explain.baselines import OcclusionExplainer
 
     # a W/4 patch every W/4 (16 occluded forwards per window): the occlusion baseline stays a small
@@ -71,14 +71,14 @@ def _occlusion(model: nn.Module, settings: CorrelaxSettings, seed: int) -> Expla
 
 
 @register_explainer("center")
-def _center(model: nn.Module, settings: CorrelaxSettings, seed: int) -> Explainer:
+def _center(model: nn.Module, settings: CorrelaxSettings, seed: int, run: RunSettings | None) -> Explainer:
     from correlax.explain.baselines import CenterExplainer
 
     return CenterExplainer(model.labels)
 
 
 @register_explainer("random")
-def _random(model: nn.Module, settings: CorrelaxSettings, seed: int) -> Explainer:
+def _random(model: nn.Module, settings: CorrelaxSettings, seed: int, run: RunSettings | None) -> Explainer:
     from correlax.explain.baselines import RandomPointExplainer
 
     return RandomPointExplainer(model.labels, seed=seed)

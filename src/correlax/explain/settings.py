@@ -8,12 +8,12 @@ from correlax.settings import MASK_FILLS, DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnx")
-RUN_KNOBS = ("channels_last", "compile", "batch_size", "backend")  # how the network runs, not what it computes
 
 
 @dataclass(frozen=True)
 class CorrelaxSettings(DictSettings):
-    """How to cut, mask and run the windows.
+    """What CorRELAX computes: how to cut and mask the windows, and in which arithmetic (every field changes
+    the numbers, so the map store keys on all of them; how the network runs is :class:`RunSettings`).
 
     The defaults reproduce the reference (every window, 1280 masks, stride 32, fp32).
     The fast-mode options each trade a measured amount of accuracy for speed:
@@ -31,15 +31,10 @@ class CorrelaxSettings(DictSettings):
     seed: int = 0
     shared_masks: bool = False  # one set of K masks for every window instead of fresh masks per window
     precision: str = "fp32"
-    channels_last: bool = True  # cuDNN's fast layout; on CPU oneDNN gains a little from it too
-    compile: bool = False
-    batch_size: int | None = None  # None: fitted to the device
     min_tissue: float = 0.0
     se_tol: float = 0.0
     mask_round: int = 64
     mask_fill: str = "black"  # what hidden pixels show: black (the paper's), the window's mean, or a blurred copy
-    # run knob: the network's forward in PyTorch or ONNX Runtime (CPU, fp32; correlax.explain.backends)
-    backend: str = "torch"
     # method settings, coarse-to-fine (correlax.explain.refine): with ``coarse_stride`` (a multiple of ``stride``)
     # the windows of the coarse grid run first; the full-stride windows run around a coarse window whose prediction
     # or |correlation| of a finding class lies in the top (1 - refine_prediction / refine_corr) of that class's
@@ -61,23 +56,38 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"need grid >= 1 and 0 < keep_prob < 1, got {self.grid}, {self.keep_prob}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if self.mask_fill not in MASK_FILLS:
             raise ValueError(f"mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
         if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.backend == "onnx" and (self.precision != "fp32" or self.compile):
-            raise ValueError("the onnx backend runs fp32 without torch.compile")
         if self.coarse_stride is not None and (self.coarse_stride <= self.stride or self.coarse_stride % self.stride):
             raise ValueError(f"coarse_stride must be a multiple of stride={self.stride} above it, got {self.coarse_stride}")
-
-    def method_dict(self) -> dict:
-        """The settings that change the numbers: every field but the run knobs (RUN_KNOBS)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_KNOBS}
 
     def replace(self, **changes) -> CorrelaxSettings:
         return replace(self, **changes)
 
+
+
+@dataclass(frozen=True)
+class RunSettings(DictSettings):
+    """How the network runs; none of these changes what CorRELAX computes (the map store ignores them).
+
+    ``backend`` "onnx" runs the forward in ONNX Runtime (CPU, fp32 only; ``correlax.explain.backends``);
+    its logits agree with PyTorch's to about 1e-6.
+    """
+
+    batch_size: int | None = None  # None: fitted to the device
+    channels_last: bool = True  # cuDNN's fast layout; on CPU oneDNN gains a little from it too
+    compile: bool = False  # torch.compile the network
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "onnx" and self.compile:
+            raise ValueError("the onnx backend runs without torch.compile")
+
+    def replace(self, **changes) -> RunSettings:
+        return replace(self, **changes)

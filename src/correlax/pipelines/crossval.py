@@ -28,6 +28,7 @@ from correlax.data.records import Manifest
 from correlax.data.split import kfold_splits
 from correlax.evaluation.crossval import paired_against, pool_classification, pool_pointing_game
 from correlax.explain import CorrelaxSettings
+from correlax.explain.settings import RunSettings
 from correlax.fileio import atomic_write_bytes, write_json
 from correlax.models import load_checkpoint
 from correlax.pipelines.pointing_game import LocalisationJob, explain_and_score, geometry_mm
@@ -50,6 +51,7 @@ class CrossvalConfig:
     tolerance_mm: float | None = None
     split_seed: int = 0
     device: str | None = None  # where the folds' models explain; None: cuda when available
+    run: RunSettings = RunSettings()  # how the network runs (changes no number)
 
     def describe(self) -> dict:
         train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in ("out", "resume")}
@@ -80,7 +82,7 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, info = load_checkpoint(model_path, map_location=device)
-    job = LocalisationJob(model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings)
+    job = LocalisationJob(model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings, config.run)
     localisation = explain_and_score(
         job, store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
     )  # fmt: skip

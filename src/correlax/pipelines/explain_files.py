@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from correlax.evaluation.pointing_game import peak_in_box
-from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+from correlax.explain.explainer import CorrelaxExplainer
+from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.fileio import atomic_write_bytes, atomic_write_text
 from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
@@ -238,6 +239,7 @@ def run_explain(
     out_dir: Path,
     checkpoint: Path,
     settings: CorrelaxSettings,
+    run: RunSettings | None = None,
     devices: int = 1,
     num_nodes: int = 1,
     accelerator: str = "auto",
@@ -266,7 +268,7 @@ def run_explain(
     model, info = load_checkpoint(checkpoint, map_location=fabric.device)
     model_key = model_digest(model, info.preprocess_settings.to_dict())
     report = explain_files(
-        files, out_dir, CorrelaxExplainer(model, settings), model_key,
+        files, out_dir, CorrelaxExplainer(model, settings, run=run), model_key,
         lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say, dicom,
     )  # fmt: skip
     report.passed_over = passed_over

@@ -21,7 +21,7 @@ from torch import nn
 from correlax.data.records import ImageRecord, Manifest
 from correlax.evaluation.localisation import boxed_records, boxes_in_prepared
 from correlax.evaluation.pointing_game import MultiMethodScorer
-from correlax.explain import CorrelaxSettings
+from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.explain.base import Explainer
 from correlax.explain.registry import create_explainers
 from correlax.io import ImageReadError
@@ -74,6 +74,7 @@ class LocalisationJob:
     records: Sequence[ImageRecord]
     methods: Sequence[str]
     settings: CorrelaxSettings
+    run: RunSettings = RunSettings()
 
 
 def explain_and_score(
@@ -95,7 +96,7 @@ def explain_and_score(
     """
     model, preprocess, manifest, methods, settings = job.model, job.preprocess, job.manifest, job.methods, job.settings
     labels = tuple(model.labels)
-    explainers = create_explainers(methods, model, settings)
+    explainers = create_explainers(methods, model, settings, run=job.run)
     tolerance = {"tolerance_px": None, "tolerance_mm": tolerance_mm} if tolerance_mm else {}
     scorer = MultiMethodScorer(labels, margin_px=settings.stride if margin_px is None else margin_px, **tolerance)
     model_key = model_digest(model, preprocess.to_dict())
@@ -190,7 +191,7 @@ def run_pointing_game(
         metrics["classifier"] = classifier_summary(classification)
         metrics["classification"] = classification
     metrics.update(geometry)
-    metrics["settings"] = settings.method_dict()
+    metrics["settings"] = settings.to_dict()
     metrics["pointing_game"] = result.pointing_game
     metrics["outcomes"] = result.outcomes
     metrics["failures"] = [{"path": p, "reason": r} for p, r in result.failures]

@@ -1,4 +1,5 @@
-"""Running a model over large batches: precision, channels-last, torch.compile, batch size, OOM retry."""
+"""The batched forward pass: the network over large batches (precision, channels-last, torch.compile or
+ONNX Runtime, batch size fitted to the device and halved on out-of-memory)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from correlax.explain.settings import CorrelaxSettings
+from correlax.explain.settings import CorrelaxSettings, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,22 @@ def model_device(model: nn.Module) -> torch.device:
 class BatchRunner:
     """Forward passes in batches of ``batch_size`` samples, returning float64 probabilities (the sigmoid
     is taken in float64: near 0 or 1 float32 would quantise the small variations that the correlations
-    measure) and float32 features. The network runs in PyTorch, or in ONNX Runtime (``settings.backend``). The model is switched, in place, to channels-last (``settings.channels_last``)
+    measure) and float32 features. The network runs in PyTorch, or in ONNX Runtime (``run.backend``). The model is
+    switched, in place, to channels-last (``run.channels_last``)
     and, on CUDA, cuDNN tunes its algorithms while batches run.
 
     ``stream`` cuts a job of ``total`` samples into batches; on CUDA out-of-memory it halves the
     batch size and retries the same samples. ``passes`` counts the samples run (padding excluded).
     """
 
-    def __init__(self, model: nn.Module, settings: CorrelaxSettings) -> None:
+    def __init__(self, model: nn.Module, settings: CorrelaxSettings, run: RunSettings | None = None) -> None:
+        run = run or RunSettings()
         self.device = model_device(model)
         cuda = self.device.type == "cuda"
-        onnx = settings.backend == "onnx"
-        self.channels_last = settings.channels_last and not onnx
+        onnx = run.backend == "onnx"
+        if onnx and settings.precision != "fp32":
+            raise ValueError(f"the onnx backend runs fp32, not {settings.precision}")
+        self.channels_last = run.channels_last and not onnx
         model.eval()
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -48,13 +53,13 @@ class BatchRunner:
 
             self.fn = OnnxForward(model, settings.window)
         else:
-            self.fn = torch.compile(model, dynamic=False) if settings.compile else model
+            self.fn = torch.compile(model, dynamic=False) if run.compile else model
         # Few distinct batch shapes on CUDA: a new shape costs cuDNN plan building (and recompilation under
         # torch.compile), so batches are padded up to a multiple of batch_size/8 (to batch_size when compiled).
-        self.compiled = settings.compile
-        self.pad_shapes = settings.compile or cuda
+        self.compiled = run.compile
+        self.pad_shapes = run.compile or cuda
         self.dtype = _DTYPES.get(settings.precision)
-        self.batch_size = settings.batch_size or self._fit_batch_size(settings.window)
+        self.batch_size = run.batch_size or self._fit_batch_size(settings.window)
         self.passes = 0
 
     def _autocast(self):
