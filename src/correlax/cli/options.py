@@ -44,6 +44,13 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
                    help=f"the measured fast mode: mask stopping at --se-tol {FAST_SE_TOL} (and bf16 on a GPU), every window"
                         " and the same stride (README: its speed-up and its loss)")  # fmt: skip
     g.add_argument("--mask-round", type=int, default=64, help="masks per round with --se-tol (default: %(default)s)")
+    g.add_argument("--coarse-stride", type=int,
+                   help="coarse-to-fine: run this stride first (a multiple of the stride), refine around high windows")  # fmt: skip
+    g.add_argument("--refine-prediction", type=float,
+                   help="coarse-to-fine: refine where a finding's prediction is in the top (1 - this) of its range")  # fmt: skip
+    g.add_argument("--refine-corr", type=float,
+                   help="coarse-to-fine: refine where a finding's |correlation| is in the top (1 - this) of its range")  # fmt: skip
+    g.add_argument("--refine-se", type=float, help="coarse-to-fine: refine where the standard error reaches this")
     g.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
                    help="what the hidden pixels show (default: black, the paper's)")  # fmt: skip
 
@@ -84,7 +91,8 @@ def correlax_settings(
     return CorrelaxSettings(
         window=window, stride=stride, n_masks=args.masks, grid=args.grid,
         keep_prob=args.keep_prob, seed=args.seed, precision=precision, min_tissue=args.min_tissue, se_tol=se_tol,
-        mask_round=args.mask_round, mask_fill=args.mask_fill,
+        mask_round=args.mask_round, mask_fill=args.mask_fill, coarse_stride=args.coarse_stride,
+        refine_prediction=args.refine_prediction, refine_corr=args.refine_corr, refine_se=args.refine_se,
     )  # fmt: skip
 
 
