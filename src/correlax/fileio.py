@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -53,3 +54,21 @@ def strict_json(value: object, indent: int | None = 1) -> str:
 def write_json(path: Path, value: object) -> None:
     """Strict JSON, written atomically."""
     atomic_write_text(path, strict_json(value))
+
+
+STALE_TMP_SECONDS = 600  # a temporary file this old is left over from a killed writer
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that killed writers left anywhere under ``folder`` (an atomic write renames
+    or removes its own within seconds); returns what was removed."""
+    removed = []
+    now = time.time()
+    for tmp in Path(folder).rglob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed

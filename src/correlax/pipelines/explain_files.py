@@ -26,7 +26,7 @@ import numpy as np
 from correlax.evaluation.pointing_game import peak_in_box
 from correlax.explain.explainer import CorrelaxExplainer
 from correlax.explain.settings import CorrelaxSettings, RunSettings
-from correlax.fileio import atomic_write_bytes, atomic_write_text
+from correlax.fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
 from correlax.pipelines.progress import ImageProgress
@@ -261,6 +261,7 @@ def run_explain(
     if devices < 1 or num_nodes < 1:
         raise InputError(f"--devices and --num-nodes must be at least 1, got {devices} and {num_nodes}")
     check_output_folder(out_dir)
+    remove_stale_temporaries(out_dir)
     files, passed_over = collect_inputs(inputs, exclude=[out_dir])
     world = devices * num_nodes
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy="ddp" if world > 1 else "auto")

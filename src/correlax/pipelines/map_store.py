@@ -18,7 +18,6 @@ sharing a file system, split the work instead of repeating it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -32,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from correlax.fileio import atomic_write_bytes
+from correlax.fileio import atomic_write_bytes, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
-STALE_TMP_SECONDS = 600  # a temporary file this old is left over from a killed writer
 STALE_CLAIM_SECONDS = 24 * 3600  # a claim of another host this old is taken to be abandoned
 _META = "__entry__"
 
@@ -112,7 +110,8 @@ class MapStore:
         self.root = Path(root)
         self.readonly = readonly
         if not readonly and self.root.is_dir():
-            self.remove_stale_temporaries()
+            for tmp in remove_stale_temporaries(self.root):
+                log.info("removed a temporary file left by a killed run: %s", tmp)
 
     def path(self, key: EntryKey) -> Path:
         h = key.hex
@@ -172,15 +171,6 @@ class MapStore:
         while self.is_claimed(key):
             time.sleep(poll_seconds)
         return self.load(key)
-
-    def remove_stale_temporaries(self) -> None:
-        """Temporary files of writers that were killed (an atomic write renames or removes its own)."""
-        now = time.time()
-        for tmp in self.root.glob("*/.*.tmp"):
-            with contextlib.suppress(OSError):
-                if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
-                    tmp.unlink()
-                    log.info("removed a temporary file left by a killed run: %s", tmp)
 
     def entries(self) -> Iterator[Path]:
         return self.root.glob("*/*.npz")
