@@ -42,20 +42,28 @@ def mask_rounds(settings: CorrelaxSettings) -> list[tuple[int, int]]:
     return [(k0, min(k, k0 + r)) for k0 in range(0, k, r)]
 
 
-def window_statistics(
-    runner: BatchRunner,
-    windows: torch.Tensor,
-    window_ids: torch.Tensor,
-    settings: CorrelaxSettings,
-    mask_bank: torch.Tensor | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> WindowStats:
-    """Run the windows ``window_ids`` (linear indices into the (gh, gw, 3, W, W) view ``windows``).
+@dataclass(frozen=True)
+class WindowJob:
+    """The windows of one image and how to run them.
 
-    Masks: ``mask_bank`` (K, g, g) cell grids shared by every window when given, else drawn per
-    (window, mask) from the seed (one shared set when ``settings.shared_masks``).
+    ``windows``: the (gh, gw, 3, W, W) view of the padded crop. Masks: ``mask_bank`` (K, g, g) cell grids
+    shared by every window when given, else drawn per (window, mask) from the seed (one shared set when
+    ``settings.shared_masks``).
+    """
+
+    runner: BatchRunner
+    windows: torch.Tensor
+    settings: CorrelaxSettings
+    mask_bank: torch.Tensor | None = None
+
+
+def window_statistics(
+    job: WindowJob, window_ids: torch.Tensor, progress: Callable[[int, int], None] | None = None
+) -> WindowStats:
+    """Run the windows ``window_ids`` (linear indices into ``job.windows``' (gh, gw) grid).
     ``progress(done, total)`` hears of every batch: forward passes run of at most n·(1 + K).
     """
+    runner, windows, settings, mask_bank = job.runner, job.windows, job.settings, job.mask_bank
     dev = runner.device
     gw, size = windows.shape[1], windows.shape[-1]
     ids = window_ids.to(dev)

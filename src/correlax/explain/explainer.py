@@ -12,7 +12,7 @@ from torch import nn
 
 from correlax.explain.base import MapExplainer
 from correlax.preprocess import breast_mask
-from correlax.explain.engine import WindowStats, window_statistics
+from correlax.explain.engine import WindowJob, WindowStats, window_statistics
 from correlax.explain.registry import CORRELAX_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
@@ -134,7 +134,8 @@ class CorrelaxExplainer(MapExplainer):
             gh * gw, device=self.device
         )
         statistics = coarse_to_fine if s.coarse_stride else window_statistics
-        stats = statistics(self.runner, windows, active, s, self.mask_bank, progress) if len(active) else None
+        job = WindowJob(self.runner, windows, s, self.mask_bank)
+        stats = statistics(job, active, progress) if len(active) else None
         result = self._assemble(stats, active, grid, frac, (h, w))
         result.passes = self.runner.passes - passes0
         if self.device.type == "cuda":

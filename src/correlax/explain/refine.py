@@ -18,8 +18,7 @@ from dataclasses import fields
 import torch
 import torch.nn.functional as F
 
-from correlax.explain.engine import WindowStats, window_statistics
-from correlax.explain.forward import BatchRunner
+from correlax.explain.engine import WindowJob, WindowStats, window_statistics
 from correlax.explain.settings import CorrelaxSettings
 from correlax.labels import NO_FINDING
 
@@ -83,16 +82,12 @@ def _interpolated(like: WindowStats, values: torch.Tensor, n_labels: int) -> Win
 
 
 def coarse_to_fine(
-    runner: BatchRunner,
-    windows: torch.Tensor,
-    window_ids: torch.Tensor,
-    settings: CorrelaxSettings,
-    mask_bank: torch.Tensor | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    job: WindowJob, window_ids: torch.Tensor, progress: Callable[[int, int], None] | None = None
 ) -> WindowStats:
     """:func:`~correlax.explain.engine.window_statistics` of ``window_ids`` (every row filled, in that order),
     running the full-stride windows only around flagged coarse windows (module docstring). ``progress(done, total)``:
     forward passes of both passes together, of at most n·(1 + K)."""
+    runner, windows, settings = job.runner, job.windows, job.settings
     assert settings.coarse_stride is not None
     factor = settings.coarse_stride // settings.stride
     gh, gw = windows.shape[:2]
@@ -102,8 +97,8 @@ def coarse_to_fine(
     on_coarse = (ids // gw % factor == 0) & (ids % gw % factor == 0)
     coarse = ids[on_coarse]
     if len(coarse) == 0:  # no coarse window to start from: the full grid
-        return window_statistics(runner, windows, ids, settings, mask_bank, progress)
-    first = window_statistics(runner, windows, coarse, settings, mask_bank, report)
+        return window_statistics(job, ids, progress)
+    first = window_statistics(job, coarse, report)
     flags = torch.zeros(gh * gw, dtype=torch.bool, device=ids.device)
     flags[coarse[flagged(first, settings, finding_columns(tuple(runner.model.labels)))]] = True
     region = refine_region(flags.view(gh, gw), factor).flatten()
@@ -111,7 +106,7 @@ def coarse_to_fine(
     rest = ids[~region[ids] & ~on_coarse]
     parts, order = [first], [coarse]
     if len(fine):
-        parts.append(window_statistics(runner, windows, fine, settings, mask_bank, report))
+        parts.append(window_statistics(job, fine, report))
         order.append(fine)
     if len(rest):
         n_labels = first.prediction.shape[1]

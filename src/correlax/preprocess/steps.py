@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from correlax.geometry import PixelBox
 
 
 def to_unit_float(pixels: np.ndarray) -> np.ndarray:
