@@ -12,7 +12,6 @@ masks, the fraction of windows where masking raises P_c, and the correlation r(d
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
