@@ -46,7 +46,7 @@ def read_explain_output(summary_path: Path) -> ExplainOutput:
         summary = json.loads(summary_path.read_text())
         labels, flipped = tuple(summary["labels"]), bool(summary["grid"]["flipped"])
         with np.load(summary_path.with_suffix(".npz")) as data:
-            maps = method_maps({k: data[k] for k in ("prediction", "corr_pred", "relax", "rise")})
+            maps = method_maps({k: data[k] for k in data.files})
         peaks: dict[str, dict] = {}
         for name, method in PEAK_METHODS.items():
             found = summary["peaks"][name]
