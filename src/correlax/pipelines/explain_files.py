@@ -26,7 +26,7 @@ import numpy as np
 from correlax.evaluation.pointing_game import peak_in_box
 from correlax.explain.explainer import CorrelaxExplainer
 from correlax.explain.settings import CorrelaxSettings, RunSettings
-from correlax.fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from correlax.fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries, write_json
 from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
 from correlax.pipelines.progress import ImageProgress
@@ -134,7 +134,7 @@ def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_p
         "settings": key.settings,
         "peaks": peaks(entry, labels, entry["breast_box"], prepared),
     }
-    atomic_write_text(out_dir / f"{name}.json", json.dumps(summary, indent=1))
+    write_json(out_dir / f"{name}.json", summary)
 
 
 def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepared: PreparedImage) -> None:
