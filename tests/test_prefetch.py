@@ -1,4 +1,4 @@
-"""prefetch: in order, ahead of the consumer, failed loads reported; claimed: each input to exactly one taker."""
+"""prefetch: in order, ahead of the consumer, failed loads reported."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from correlax.explain.prefetch import claimed, prefetch
+from correlax.pipelines.prefetch import prefetch
 
 
 def test_results_in_order_and_loaded_ahead():
@@ -41,12 +41,3 @@ def test_a_failed_load_is_reported_and_the_rest_go_on():
 def test_bad_depth():
     with pytest.raises(ValueError, match="depth"):
         list(prefetch([1], str, depth=0))
-
-
-def test_each_item_claimed_once(tmp_path):
-    items = [f"img{i}" for i in range(10)]
-    rank0 = claimed(items, tmp_path / "claims")
-    taken0 = [next(rank0), next(rank0)]  # rank 0 takes two, then rank 1 takes what is left
-    taken1 = list(claimed(items, tmp_path / "claims"))
-    taken0 += list(rank0)
-    assert taken0 == ["img0", "img1"] and taken1 == items[2:]
