@@ -25,6 +25,20 @@ def test_box_crops_hold_the_centre_within_area_and_aspect_ranges():
     assert aspects.min() >= 0.33 - 1e-9 and aspects.max() <= 1.66 + 1e-9
 
 
+def test_window_scale_crops_are_squares_near_the_window_side_whatever_the_box():
+    settings = CropSettings(window_side=64.0, window_jitter=1.25)
+    tissue = np.ones((400, 400), bool)
+    for box in [(100.0, 100.0, 104.0, 104.0), (50.0, 50.0, 350.0, 300.0)]:  # a speck and a box wider than a window
+        crops = sample_box_crops(box, 300, np.random.default_rng(0), settings)
+        sides = np.array([[c[2] - c[0], c[3] - c[1]] for c in crops])
+        assert all(contains_point(c, *box_center(box)) for c in crops)
+        np.testing.assert_allclose(sides[:, 0], sides[:, 1])
+        assert sides.min() >= 64 / 1.25 - 1e-9 and sides.max() <= 64 * 1.25 + 1e-9
+        assert sides.min() < 56 and sides.max() > 72  # the jitter's range is used
+    normal = np.array([c[2] - c[0] for c in sample_normal_crops(tissue, 100, np.random.default_rng(1), settings)])
+    assert normal.min() >= 64 / 1.25 - 1e-9 and normal.max() <= 64 * 1.25 + 1e-9
+
+
 def test_plans_are_reproducible_from_the_seed():
     findings = [("mass", (10.0, 10.0, 50.0, 60.0))]
     a = plan_crops(findings, None, np.random.default_rng(7))

@@ -77,3 +77,35 @@ def test_a_finished_fold_is_skipped(run, monkeypatch, capsys, caplog):
     assert len(list((out / "cache").glob("*.npy"))) == 32  # the folds share one cache of prepared images
     assert main([*args, "--masks", "7"]) == 1  # other settings: not mixed with the folds already done
     assert "made with other settings (correlax)" in caplog.text
+
+
+def test_two_runs_are_paired_on_the_same_images(run):
+    from benchmark_scripts import load_benchmark
+
+    compare = load_benchmark("compare_crossval").compare
+    _, out, _ = run
+    pooled = json.loads((out / "crossval.json").read_text())
+    same = compare(pooled, pooled)
+    assert set(same["methods"]) == set(list_methods())
+    for m in same["methods"].values():
+        assert m["A"] == m["B"] and m["B_vs_A"]["wins"] == m["B_vs_A"]["losses"] == 0
+    lever = json.loads(json.dumps(pooled))
+    flipped = next(r for r in lever["outcomes"] if r["method"] == "center")
+    flipped["reference_hit"] = not flipped["reference_hit"]
+    test = compare(pooled, lever)["methods"]["center"]["B_vs_A"]
+    assert (test["wins"], test["losses"]) == ((1, 0) if flipped["reference_hit"] else (0, 1))
+    assert test["ties"] == same["methods"]["center"]["B_vs_A"]["ties"] - 1
+    with pytest.raises(ValueError, match="other folds"):
+        compare(pooled, {**lever, "config": {**lever["config"], "folds": 3}})
+
+
+def test_window_scale_crops_are_a_training_option():
+    import argparse
+
+    from correlax.cli.train import add_train_options, train_config
+
+    parser = argparse.ArgumentParser()
+    add_train_options(parser)
+    window = train_config(parser.parse_args(["--input-size", "64", "--crop-scale", "window"]), "m.json", "out")
+    multi = train_config(parser.parse_args(["--input-size", "64"]), "m.json", "out")
+    assert window.crops["window_side"] == 64.0 and multi.crops["window_side"] is None

@@ -167,3 +167,42 @@ def test_progress_is_logged_when_not_on_a_terminal(caplog):
     with caplog.at_level(logging.INFO):
         progress.update(250, 1000)
     assert "film.dcm: 250/1000 forward passes (25 %)" in caplog.text and "left" in caplog.text
+
+
+def test_the_next_image_is_read_while_one_is_explained(setup, tmp_path):
+    import threading
+
+    from correlax.explain import CorrelaxExplainer, CorrelaxSettings
+    from correlax.models import load_checkpoint
+    from correlax.preprocess import load_prepared
+
+    _, ckpt, images = setup
+    model, info = load_checkpoint(ckpt)
+    explainer = CorrelaxExplainer(model, CorrelaxSettings(window=32, stride=16, n_masks=4))
+    inputs = [(images / f"img{i}.png", f"img{i}") for i in range(3)]
+    second_read = threading.Event()
+
+    def load(path):
+        if path.name == "img1.png":
+            second_read.set()
+        return load_prepared(path, info.preprocess_settings)
+
+    entry = explainer.entry
+
+    def explain_after_the_next_read(*args, **kwargs):
+        assert second_read.wait(10), "img1 was not read while img0 was explained"
+        return entry(*args, **kwargs)
+
+    explainer.entry = explain_after_the_next_read
+    from correlax.pipelines.explain_files import explain_files
+
+    report = explain_files(inputs, tmp_path / "ahead", explainer, "m", load, say=lambda _: None, prefetch_depth=1)
+    assert len(report.done) == 3 and not report.failures
+    assert 0 < report.busy_fraction() <= 1 and report.explain_seconds <= report.wall_seconds
+    # reading one after the other gives the same maps
+    explainer.entry = entry
+    plain = explain_files(inputs, tmp_path / "plain", explainer, "m", load, say=lambda _: None, prefetch_depth=0)
+    assert len(plain.done) == 3, (plain.failures, plain.skipped, plain.elsewhere)
+    for i in range(3):
+        a, b = np.load(tmp_path / "ahead" / f"img{i}.npz"), np.load(tmp_path / "plain" / f"img{i}.npz")
+        np.testing.assert_array_equal(a["prediction"], b["prediction"])

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing", type=millimetres, help=SPACING_HELP + ": mini-MIAS is 0.2")
     p.add_argument("--max-pixels", type=int,
                    help="refuse images with more pixels than this, read from the header (default: 100 million)")  # fmt: skip
+    p.add_argument("--prefetch", type=int, default=1, metavar="N",
+                   help="read and pre-process the next N images in a thread while one is explained (0: off; default 1)")  # fmt: skip
     p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR and a GSPS (needs correlax[dicom])")
     p.set_defaults(func=run)
 
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_explain(
             args.inputs, args.out, args.model, settings, run_settings(args), args.devices, args.num_nodes,
             args.accelerator,
-            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom,
+            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom, prefetch=args.prefetch,
         )  # fmt: skip
     except (CheckpointError, InputError, FileProblem, ValueError) as e:
         print(f"correlax explain: {e}")
@@ -51,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if report.elsewhere:
         counts.append(f"{len(report.elsewhere)} being explained by another worker")
     print(", ".join(counts) + f", {len(report.failures)} failed")
+    if report.busy_fraction() is not None:
+        print(f"explaining took {report.explain_seconds:.1f} s of {report.wall_seconds:.1f} s "
+              f"({100 * report.busy_fraction():.0f} % busy; reading ahead: {args.prefetch} image(s))")  # fmt: skip
     if report.passed_over:
         print(f"{len(report.passed_over)} file(s) in the folders are not images, passed over:")
         for path, why in report.passed_over[:10]:

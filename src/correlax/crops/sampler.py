@@ -26,6 +26,11 @@ class CropSettings:
     crops_per_normal_image: int = 4
     normal_side_range: tuple[float, float] = (64.0, 512.0)  # side of a square No Finding crop, prepared px
     min_cover: float = 0.5  # a box counts for a crop when this fraction of it lies inside (or its centre does)
+    # "window": every crop a square near this side (prepared px; the explained window), its side drawn log-uniformly
+    # within a factor ``window_jitter`` either way, for box and No Finding crops alike, so the classifier learns
+    # at the scale it is explained at. None: the paper's box-relative multi-scale crops above.
+    window_side: float | None = None
+    window_jitter: float = 1.25
 
 
 @dataclass(frozen=True)
@@ -60,17 +65,26 @@ def crop_labels(crop: AnnotationBox, findings: list[tuple[str, AnnotationBox]], 
     return tuple(sorted(found))
 
 
+def window_sides(settings: CropSettings) -> tuple[float, float]:
+    """The range of crop sides of window-scale crops."""
+    return settings.window_side / settings.window_jitter, settings.window_side * settings.window_jitter
+
+
 def sample_box_crops(box: AnnotationBox, n: int, rng: np.random.Generator, settings: CropSettings = CropSettings()) -> list[AnnotationBox]:
-    """``n`` crops, log-uniform in area ratio and aspect ratio, each holding the box's centre."""
+    """``n`` crops, each holding the box's centre: log-uniform in area ratio and aspect ratio, or squares of
+    window scale (``settings.window_side``)."""
     cx, cy = box_center(box)
     area = max(box_area(box), 1.0)
     lo_a, hi_a = np.log(settings.area_range)
     lo_r, hi_r = np.log(settings.aspect_range)
     crops = []
     for _ in range(n):
-        a = area * math.exp(rng.uniform(lo_a, hi_a))
-        r = math.exp(rng.uniform(lo_r, hi_r))
-        w, h = math.sqrt(a * r), math.sqrt(a / r)
+        if settings.window_side is None:
+            a = area * math.exp(rng.uniform(lo_a, hi_a))
+            r = math.exp(rng.uniform(lo_r, hi_r))
+            w, h = math.sqrt(a * r), math.sqrt(a / r)
+        else:
+            w = h = math.exp(rng.uniform(*np.log(window_sides(settings))))
         # the centre lies at a uniform relative position inside the crop (kept off the very edge)
         x0 = cx - w * rng.uniform(0.1, 0.9)
         y0 = cy - h * rng.uniform(0.1, 0.9)
@@ -93,7 +107,7 @@ def sample_normal_crops(
     ys, xs = np.nonzero(tissue)
     if len(xs) == 0:
         return []
-    lo, hi = np.log(settings.normal_side_range)
+    lo, hi = np.log(settings.normal_side_range if settings.window_side is None else window_sides(settings))
     crops: list[AnnotationBox] = []
     for _ in range(n * max_tries):
         if len(crops) == n:

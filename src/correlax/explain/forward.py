@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -32,8 +33,8 @@ class BatchRunner:
     switched, in place, to channels-last (``run.channels_last``)
     and, on CUDA, cuDNN tunes its algorithms while batches run.
 
-    ``stream`` cuts a job of ``total`` samples into batches; on CUDA out-of-memory it halves the
-    batch size and retries the same samples. ``passes`` counts the samples run (padding excluded).
+    ``stream`` cuts a job of ``total`` samples into batches, building the next batch while one runs; on CUDA
+    out-of-memory it halves the batch size and retries the same samples. ``passes`` counts the samples run (padding excluded).
     """
 
     def __init__(self, model: nn.Module, settings: CorrelaxSettings, run: RunSettings | None = None) -> None:
@@ -117,21 +118,34 @@ class BatchRunner:
         consume: Callable[[int, int, torch.Tensor, torch.Tensor, Any], None],
     ) -> None:
         """For consecutive [start, stop) slices: ``x, extra = build(start, stop)``, forward,
-        ``consume(start, stop, probs, features, extra)``."""
+        ``consume(start, stop, probs, features, extra)``, in order. The next slice is built in a worker thread
+        while the current one runs through the network (whose forward releases the GIL), so ``build`` must not
+        depend on what ``consume`` does."""
         start = 0
-        while start < total:
-            stop = min(total, start + self.batch_size)
-            x = extra = None
-            try:
-                x, extra = build(start, stop)
-                probs, feats = self.forward(x)
-            except torch.cuda.OutOfMemoryError:
-                if self.batch_size == 1:
-                    raise
-                x = extra = None  # free before retrying
-                self.batch_size //= 2
-                torch.cuda.empty_cache()
-                log.warning("CUDA out of memory: batch size halved to %d", self.batch_size)
-                continue
-            consume(start, stop, probs, feats, extra)
-            start = stop
+        ahead: tuple[int, int, Future] | None = None  # the next slice, being built
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="correlax-build") as pool:
+            while start < total:
+                stop = min(total, start + self.batch_size)
+                x = extra = None
+                try:
+                    if ahead is not None and ahead[:2] == (start, stop):
+                        x, extra = ahead[2].result()
+                    else:
+                        x, extra = build(start, stop)
+                    ahead = None
+                    if stop < total:
+                        following = min(total, stop + self.batch_size)
+                        ahead = (stop, following, pool.submit(build, stop, following))
+                    probs, feats = self.forward(x)
+                except torch.cuda.OutOfMemoryError:
+                    if self.batch_size == 1:
+                        raise
+                    if ahead is not None:
+                        ahead[2].exception()  # let it finish (or fail) before its memory is freed
+                    x = extra = ahead = None  # free before retrying
+                    self.batch_size //= 2
+                    torch.cuda.empty_cache()
+                    log.warning("CUDA out of memory: batch size halved to %d", self.batch_size)
+                    continue
+                consume(start, stop, probs, feats, extra)
+                start = stop

@@ -127,6 +127,7 @@ def pool_folds(config: CrossvalConfig, folds: Sequence[dict], wall_s: float) -> 
             for f in folds
         ],
         "wall_s": wall_s,
+        "outcomes": records,  # per (image, class, method): what another run is paired against
     }
 
 

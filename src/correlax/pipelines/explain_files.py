@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from correlax.explain.explainer import CorrelaxExplainer
 from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.fileio import atomic_write_bytes, atomic_write_text, remove_stale_temporaries, write_json
 from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
-from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
+from correlax.pipelines.map_store import Claim, EntryKey, ImageIdentity, MapStore, model_digest
+from correlax.pipelines.prefetch import Loaded, prefetch
 from correlax.pipelines.progress import ImageProgress
 from correlax.preprocess import PreparedImage
 
@@ -158,6 +159,12 @@ class ExplainReport:
     elsewhere: list[Path] = field(default_factory=list)  # being computed by another worker
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
     passed_over: list[tuple[Path, str]] = field(default_factory=list)  # files in the folders that are no images
+    explain_seconds: float = 0.0  # in the explainer (the device's work)
+    wall_seconds: float = 0.0  # of the whole loop: reading, explaining, writing
+
+    def busy_fraction(self) -> float | None:
+        """The share of the loop's wall time spent explaining: what reading ahead is for."""
+        return self.explain_seconds / self.wall_seconds if self.explain_seconds else None
 
 
 def already_done(out_dir: Path, name: str, key: EntryKey) -> bool:
@@ -165,6 +172,17 @@ def already_done(out_dir: Path, name: str, key: EntryKey) -> bool:
         return json.loads((out_dir / f"{name}.json").read_text()).get("key") == key.hex
     except (OSError, ValueError):
         return False
+
+
+@dataclass
+class Claimed:
+    """An input this worker has claimed and will explain."""
+
+    index: int
+    path: Path
+    name: str
+    key: EntryKey
+    claim: Claim
 
 
 def explain_files(
@@ -175,49 +193,66 @@ def explain_files(
     load: Callable[[Path], PreparedImage],
     say: Callable[[str], None] = print,
     dicom: bool = False,
+    prefetch_depth: int = 1,
 ) -> ExplainReport:
     """Explain each (file, name) not done yet with this model and these settings. A file that fails is
     logged and listed; the batch goes on. The claim of a failed file is kept until the end, so that
-    other workers of the same run do not try it again."""
+    other workers of the same run do not try it again. The next ``prefetch_depth`` claimed files are
+    decoded and pre-processed in a thread while the current one is explained (0: one after the other)."""
     report = ExplainReport()
     store = MapStore(out_dir / STORE_DIR)
     failed_claims = []
-    for i, (path, name) in enumerate(inputs, 1):
+
+    def claimed() -> Iterator[Claimed]:
+        for i, (path, name) in enumerate(inputs, 1):
+            try:
+                key = EntryKey(ImageIdentity.of(path), model_key, explainer.name, explainer.settings_key())
+            except OSError as exc:
+                report.failures.append((str(path), f"{path}: {exc.strerror or exc}"))
+                continue
+            if already_done(out_dir, name, key) and store.path(key).exists():
+                report.skipped.append(path)
+                continue
+            claim = store.claim(key)
+            if claim is None:
+                report.elsewhere.append(path)
+                continue
+            yield Claimed(i, path, name, key, claim)
+
+    started_all = time.perf_counter()
+    def read(c: Claimed) -> PreparedImage:
+        return load(c.path)
+
+    loaded = prefetch(claimed(), read, prefetch_depth) if prefetch_depth else (Loaded.of(c, read) for c in claimed())
+    for item in loaded:
+        c = item.item
         try:
-            key = EntryKey(ImageIdentity.of(path), model_key, explainer.name, explainer.settings_key())
-        except OSError as exc:
-            report.failures.append((str(path), f"{path}: {exc.strerror or exc}"))
-            continue
-        if already_done(out_dir, name, key) and store.path(key).exists():
-            report.skipped.append(path)
-            continue
-        claim = store.claim(key)
-        if claim is None:
-            report.elsewhere.append(path)
-            continue
-        try:
-            prepared = load(path)
-            entry = store.load(key)
+            if item.error is not None:
+                raise item.error
+            prepared = item.value
+            entry = store.load(c.key)
             seconds = None
             if entry is None:
-                progress, started = ImageProgress(path.name), time.perf_counter()
+                progress, started = ImageProgress(c.path.name), time.perf_counter()
                 entry = explainer.entry(prepared.tensor(), prepared.breast_box, progress=progress.update)
                 progress.close()
                 seconds = time.perf_counter() - started
-                store.save(key, entry)
-            write_outputs(out_dir, name, path, key, store.path(key), entry, prepared)
+                report.explain_seconds += seconds
+                store.save(c.key, entry)
+            write_outputs(out_dir, c.name, c.path, c.key, store.path(c.key), entry, prepared)
             if dicom:
-                write_dicom_view(out_dir, name, path, entry, prepared)
+                write_dicom_view(out_dir, c.name, c.path, entry, prepared)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            msg = str(exc) if str(c.path) in str(exc) else f"{c.path}: {exc}"
             log.error("%s", msg)
-            report.failures.append((str(path), msg))
-            failed_claims.append(claim)
+            report.failures.append((str(c.path), msg))
+            failed_claims.append(c.claim)
             continue
-        claim.release()
-        report.done.append(path)
+        c.claim.release()
+        report.done.append(c.path)
         timing = "from the map store" if seconds is None else f"{seconds:.1f} s"
-        say(f"[{i}/{len(inputs)}] {name}: {timing}")
+        say(f"[{c.index}/{len(inputs)}] {c.name}: {timing}")
+    report.wall_seconds = time.perf_counter() - started_all
     for claim in failed_claims:
         claim.release()
     return report
@@ -247,12 +282,13 @@ def run_explain(
     max_pixels: int = MAX_PIXELS,
     say: Callable[[str], None] = print,
     dicom: bool = False,
+    prefetch: int = 1,
 ) -> ExplainReport:
     """The whole ``correlax explain`` run. Lightning Fabric starts ``devices × num_nodes`` processes; every
     process walks the whole list and claims images one at a time, so the work spreads as images finish.
     The returned report (on rank 0) lists every rank's failures. ``spacing`` (mm) stands in for files that
     state none (PNG, PGM), for models that resample to a pixel spacing; an image over ``max_pixels`` (read from
-    its header) fails by name before it is decoded."""
+    its header) fails by name before it is decoded. ``prefetch``: images read ahead while one is explained."""
     from lightning.fabric import Fabric
 
     from correlax.models import load_checkpoint
@@ -270,7 +306,7 @@ def run_explain(
     model_key = model_digest(model, info.preprocess_settings.to_dict())
     report = explain_files(
         files, out_dir, CorrelaxExplainer(model, settings, run=run), model_key,
-        lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say, dicom,
+        lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say, dicom, prefetch,
     )  # fmt: skip
     report.passed_over = passed_over
     if fabric.world_size > 1:

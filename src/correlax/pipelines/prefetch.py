@@ -3,7 +3,8 @@
 
 ``prefetch`` runs ``load`` on up to ``depth`` inputs ahead in a thread pool (DICOM decoding, OpenCV and torch
 release the GIL for their heavy parts); results come back in input order, a failed load as its exception so that
-the batch goes on with the other inputs. Not yet wired into ``explain``.
+the batch goes on with the other inputs. ``correlax explain`` reads the next claimed file ahead this way
+(``--prefetch``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ class Loaded(Generic[T, R]):
     value: R | None
     error: Exception | None
 
+    @classmethod
+    def of(cls, item: T, load: Callable[[T], R]) -> "Loaded[T, R]":
+        """``load(item)`` now, in this thread; a failure kept as the error, as :func:`prefetch` keeps it."""
+        try:
+            return cls(item, load(item), None)
+        except Exception as e:  # reported to the consumer, who names the input and goes on
+            return cls(item, None, e)
+
 
 def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 2, workers: int = 1) -> Iterator[Loaded[T, R]]:
     """``load(item)`` for every item, up to ``depth`` items ahead of the consumer, in order."""
@@ -41,7 +50,4 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 2, workers
 
 
 def _result(item: T, future: Future) -> Loaded:
-    try:
-        return Loaded(item, future.result(), None)
-    except Exception as e:  # reported to the consumer, who names the input and goes on
-        return Loaded(item, None, e)
+    return Loaded.of(item, lambda _: future.result())
