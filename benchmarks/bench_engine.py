@@ -68,7 +68,8 @@ NOTES = [
     (
         "engine_vs_bare: the mode's passes per second over the images / its network alone (BatchRunner.forward on "
         "ready batches) timed for bare_network.min_seconds right after each image; bare_network.passes_per_second "
-        "is the rate timed once before the images"
+        "is the rate timed once before the images. network_time_share (CPU only): the share of the mode's seconds "
+        "spent inside BatchRunner.forward, the rest being the engine's own work"
     ),
 ]
 RANDOM_INIT_NOTE = "random-init network: maps are not meaningful as findings, only as agreement between modes"
@@ -127,6 +128,24 @@ def per_image_targets_met(summary: dict, device: torch.device, reference: str) -
             }
     met["some_fast_mode_meets_all"] = any(all(v.values()) for k, v in met.items() if k in FAST_MODES)
     return met
+
+
+class ForwardClock:
+    """Time spent in ``runner.forward`` (the network, as the engine calls it), on a CPU only: on CUDA the forward
+    returns before the device is done, and timing it would need a synchronisation that changes the engine."""
+
+    def __init__(self, runner: BatchRunner) -> None:
+        self.seconds = 0.0
+        self._forward = runner.forward
+        if runner.device.type == "cpu":
+            runner.forward = self
+
+    def __call__(self, x: torch.Tensor):
+        t0 = time.perf_counter()
+        try:
+            return self._forward(x)
+        finally:
+            self.seconds += time.perf_counter() - t0
 
 
 def bare_rate(runner: BatchRunner, window: int, min_seconds: float) -> float:
@@ -360,6 +379,9 @@ def summarise(rows: list[dict], bare: dict[str, float] | None = None) -> dict:
             per_image = [r["modes"][mode].get("bare_passes_per_second") for r in rows]
             s["bare_passes_per_second"] = float(np.mean(per_image)) if None not in per_image else bare[mode]
             s["engine_vs_bare"] = s["passes_per_second"] / s["bare_passes_per_second"]
+        in_network = [r["modes"][mode].get("network_seconds") for r in rows]
+        if None not in in_network:
+            s["network_time_share"] = float(sum(in_network) / sum(secs))
         out[mode] = s
     return out
 
@@ -507,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.bare_only:
             bare[f"{name} (bare only)"] = bare_rate(BatchRunner(model, *only[name]), args.window, args.bare_seconds)
     print("bare network, passes/s:", {k: round(v, 1) for k, v in bare.items()}, flush=True)
+    clocks = {name: ForwardClock(e.runner) for name, e in explainers.items()}
     rows: list[dict] = []
     t_start = time.perf_counter()
     for item in items:
@@ -518,10 +541,13 @@ def main(argv: list[str] | None = None) -> int:
                "plain": plain, "plain_seconds_per_image": plain["seconds_per_image"], "modes": {}}
         exact = None
         for name, explainer in explainers.items():
+            in_network = clocks[name].seconds
             result = explainer.explain(item["image"], breast_box=item["box"])
+            in_network = clocks[name].seconds - in_network
             # the network alone right after, on the same CPU state: the engine's rate is judged side by side
             bare_now = bare_rate(explainer.runner, args.window, args.bare_seconds)
             entry = {"seconds": result.seconds, "passes": result.passes, "bare_passes_per_second": bare_now,
+                     "network_seconds": in_network if device.type == "cpu" else None,
                      "windows_run": int((result.window_masks > 0).sum()), "windows": int(result.window_masks.size),
                      "masks_per_window_run_mean": float(result.window_masks[result.window_masks > 0].mean())}
             if exact is None:

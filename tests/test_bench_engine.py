@@ -75,6 +75,28 @@ def test_film_targets_with_onnx_reference_and_coarse_to_fine(bench, mias_root, t
     summary = report["summary"]
     assert summary["c2f-fast-onnx"]["passes_per_image_mean"] < summary["exact-fp32"]["passes_per_image_mean"]
     assert summary["exact-fp32"]["engine_vs_bare"] > 0
+    for mode in ("exact-fp32", "c2f-fast-onnx"):  # the network timed beside each image, and inside the engine
+        entry = report["images"][0]["modes"][mode]
+        assert entry["bare_passes_per_second"] > 0 and 0 < entry["network_seconds"] < entry["seconds"]
+        assert summary[mode]["bare_passes_per_second"] == entry["bare_passes_per_second"]  # one image: its rate
+        assert 0 < summary[mode]["network_time_share"] < 1
     met = report["targets_met"]
     assert set(met["c2f-fast-onnx"]) == {"seconds_per_image", "map_r", "same_pointing_game"}
     assert met["some_fast_mode_meets_all"] == any(all(met[m].values()) for m in ("cli-fast", "c2f-fast-onnx"))
+
+
+def test_cpu_backends_side_by_side(tmp_path):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    info = CheckpointInfo(labels=LABELS[:3], backbone="tiny", input_size=32)
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", create_model("tiny", LABELS[:3]), info)
+    out = tmp_path / "backends.json"
+    script = load_benchmark("cpu_backends")
+    assert script.main(["--checkpoint", str(ckpt), "--batch-size", "8", "--threads", "1", "--seconds", "0.05",
+                        "--rounds", "2", "--out", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    rates = report["passes_per_second"]
+    assert {"pytorch fp32 channels-last", "onnxruntime fp32"} <= set(rates)
+    assert all(len(r["rounds"]) == 2 and r["median"] > 0 for r in rates.values())
+    diff = report["max_abs_logit_difference_vs_pytorch"]
+    assert diff["pytorch fp32 channels-last"] == 0 and diff["onnxruntime fp32"] < 1e-4
