@@ -404,7 +404,7 @@ def vindr_estimate(rows: list[dict], explainers: dict) -> dict:
 
 def make_report(args, device: torch.device, explainers: dict, rows: list[dict], wall: float, bare: dict) -> dict:
     report = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "config": {k: os.path.relpath(v) if isinstance(v, Path) else v for k, v in vars(args).items()},  # no machine's paths
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

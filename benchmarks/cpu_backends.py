@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 n += args.batch_size
             rates[name].append(n / (time.perf_counter() - t0))
     result = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "config": {k: os.path.relpath(v) if isinstance(v, Path) else v for k, v in vars(args).items()},  # no machine's paths
         "cpu": platform.processor() or platform.machine(),
         "window": window,
         "backbone": info.backbone,
