@@ -1,6 +1,6 @@
 """The network's forward on this CPU through each backend, side by side in one run: which one CorRELAX should use.
 
-Times PyTorch fp32 (channels-last), ONNX Runtime fp32 and, when ``openvino`` is installed, OpenVINO with fp32
+Times PyTorch fp32 and bf16 autocast (channels-last), ONNX Runtime fp32 and, when ``openvino`` is installed, OpenVINO with fp32
 inference and with its default precision, on the same ready batch, in alternating rounds so that a change in the
 machine's load touches every backend alike. Each backend's logits are compared with PyTorch fp32's on that batch.
 
@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             return torch_model(x.contiguous(memory_format=torch.channels_last)).logits.numpy()
 
-    backends = {"pytorch fp32 channels-last": pytorch, "onnxruntime fp32": lambda _: onnx(x).logits.numpy(),
+    def pytorch_bf16(_: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return torch_model(x.contiguous(memory_format=torch.channels_last)).logits.float().numpy()
+
+    backends = {"pytorch fp32 channels-last": pytorch, "pytorch bf16 autocast channels-last": pytorch_bf16,
+                "onnxruntime fp32": lambda _: onnx(x).logits.numpy(),
                 **openvino_forwards(model, window, args.threads)}  # fmt: skip
     reference = pytorch(x_np)
     rates: dict[str, list[float]] = {name: [] for name in backends}
