@@ -156,11 +156,13 @@ def test_unusable_output_folder_fails_before_any_compute(corpus, tmp_path, capsy
     assert "cannot write the outputs there" in capsys.readouterr().out
 
 
-def test_devices_zero_is_one_clear_line(corpus, tmp_path, capsys):
+def test_devices_zero_and_negative_prefetch_are_one_clear_line(corpus, tmp_path, capsys):
     root, (model, _) = corpus
     image = str(root / "images" / "a" / "1-1.png")
     assert main(["explain", "--model", str(model), "--out", str(tmp_path / "o"), image, *FAST, "--devices", "0"]) == 2
     assert "--devices" in capsys.readouterr().out
+    assert main(["explain", "--model", str(model), "--out", str(tmp_path / "o"), image, *FAST, "--prefetch", "-1"]) == 2
+    assert "--prefetch must be 0" in capsys.readouterr().out
 
 
 def test_outputs_are_readable_by_others_and_killed_temporaries_are_removed(corpus, tmp_path):

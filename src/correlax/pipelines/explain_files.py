@@ -219,10 +219,10 @@ def explain_files(
                 continue
             yield Claimed(i, path, name, key, claim)
 
-    started_all = time.perf_counter()
     def read(c: Claimed) -> PreparedImage:
         return load(c.path)
 
+    started_all = time.perf_counter()
     loaded = prefetch(claimed(), read, prefetch_depth) if prefetch_depth else (Loaded.of(c, read) for c in claimed())
     for item in loaded:
         c = item.item
@@ -296,6 +296,8 @@ def run_explain(
 
     if devices < 1 or num_nodes < 1:
         raise InputError(f"--devices and --num-nodes must be at least 1, got {devices} and {num_nodes}")
+    if prefetch < 0:
+        raise InputError(f"--prefetch must be 0 (off) or more images, got {prefetch}")
     check_output_folder(out_dir)
     remove_stale_temporaries(out_dir)
     files, passed_over = collect_inputs(inputs, exclude=[out_dir])
