@@ -106,6 +106,22 @@ def test_window_scale_crops_are_a_training_option():
 
     parser = argparse.ArgumentParser()
     add_train_options(parser)
+    parser.set_defaults(resume=False)
     window = train_config(parser.parse_args(["--input-size", "64", "--crop-scale", "window"]), "m.json", "out")
     multi = train_config(parser.parse_args(["--input-size", "64"]), "m.json", "out")
     assert window.crops["window_side"] == 64.0 and multi.crops["window_side"] is None
+
+
+def test_fold_models_scored_on_either_crop_protocol(run, tmp_path):
+    from benchmark_scripts import load_benchmark
+
+    script = load_benchmark("crossval_crops")
+    _, out, _ = run
+    pooled = json.loads((out / "crossval.json").read_text())
+    for scale in ("multi", "window"):
+        assert script.main([str(out), "--crop-scale", scale, "--out", str(tmp_path / f"{scale}.json")]) == 0
+    multi, window = (json.loads((tmp_path / f"{s}.json").read_text()) for s in ("multi", "window"))
+    assert multi["folds"] == window["folds"] == 2
+    assert multi["f1"] == pooled["classifier"]["f1"]  # crossval's own protocol, recomputed from the fold models
+    assert window["support"] == multi["support"]  # as many crops per box and per normal image ...
+    assert window["auc"] != multi["auc"]  # ... but other crops: squares of the window's side
