@@ -81,8 +81,9 @@ TARGETS = {
 }
 EXACT_FAST = ("exact-bf16-compile", "exact-bf16")  # the exact modes that count for the target, best first
 FAST_MODES = ("tissue", "masks-se", "stride-x2", "fast", "fast-same-stride", "cli-fast", "cli-fast-onnx", "c2f-fast",
-              "c2f-fast-onnx")  # fmt: skip
-OPT_IN_MODES = ("exact-bf16-compile", "exact-onnx", "exact-fp32-torch", "cli-fast", "cli-fast-onnx", "c2f-fast", "c2f-fast-onnx")
+              "c2f-fast-onnx", "exact-openvino-bf16", "c2f-fast-openvino-bf16")  # fmt: skip
+OPT_IN_MODES = ("exact-bf16-compile", "exact-onnx", "exact-fp32-torch", "cli-fast", "cli-fast-onnx", "c2f-fast", "c2f-fast-onnx",
+                "exact-openvino-bf16", "c2f-fast-openvino-bf16")  # fmt: skip
 # --targets film (CPU, mini-MIAS film) and fullsize (GPU, full-field image): seconds per image, agreement, engine rate
 PER_IMAGE_TARGETS = {"seconds_per_image": 10.0, "map_r": 0.95, "same_pointing_game": 0.95, "engine_vs_bare": 0.9,
                      "exact_speedup_vs_plain": 6.0}  # fmt: skip
@@ -113,7 +114,7 @@ def per_image_targets_met(summary: dict, device: torch.device, reference: str) -
     the best of them >= 6x the plain way)."""
     t = PER_IMAGE_TARGETS
     met: dict = {}
-    exact = [m for m in (reference, "exact-onnx", "exact-bf16", "exact-bf16-compile") if m in summary]
+    exact = [m for m in (reference, "exact-onnx", "exact-bf16", "exact-bf16-compile", "exact-openvino-bf16") if m in summary]
     met["engine_vs_bare"] = {m: (summary[m]["engine_vs_bare"] or 0) >= t["engine_vs_bare"] for m in exact}
     if device.type == "cuda":
         met["exact_speedup_vs_plain"] = max(summary[m]["speedup_vs_plain_per_image_mean"] for m in exact) >= t["exact_speedup_vs_plain"]
@@ -313,6 +314,7 @@ def modes(base: CorrelaxSettings, run: RunSettings, args) -> dict[str, tuple[Cor
               "refine_corr": args.refine_corr}  # fmt: skip
     alone = base.replace(precision=args.mode_precision)
     onnx = run.replace(backend="onnx")
+    openvino = run.replace(backend="openvino")  # bf16 on a CPU with bf16 units
     known = {
         "exact-fp32": lambda: (base, run),
         "exact-fp32-torch": lambda: (base, run),  # with --reference-backend onnx: the torch path beside it
@@ -329,6 +331,8 @@ def modes(base: CorrelaxSettings, run: RunSettings, args) -> dict[str, tuple[Cor
         "cli-fast-onnx": lambda: (base.replace(**masks), onnx),
         "c2f-fast": lambda: (alone.replace(**masks, **tissue, **coarse), run),
         "c2f-fast-onnx": lambda: (base.replace(**masks, **tissue, **coarse), onnx),
+        "exact-openvino-bf16": lambda: (base.replace(precision="bf16"), openvino),
+        "c2f-fast-openvino-bf16": lambda: (base.replace(precision="bf16", **masks, **tissue, **coarse), openvino),
     }
     wanted = list(args.modes or [name for name in known if name not in OPT_IN_MODES or (args.compile and name == "exact-bf16-compile")])
     unknown = set(wanted) - set(known)

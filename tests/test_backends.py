@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend: the same logits and features as PyTorch, and the same CorRELAX maps."""
+"""The ONNX Runtime and OpenVINO backends: the same logits and features as PyTorch, and the same CorRELAX maps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.settings import RunSettings
-from correlax.explain.backends import OnnxForward
+from correlax.explain.backends import OnnxForward, OpenVinoForward
 from correlax.labels import LABELS
 from correlax.models import create_model
 
@@ -44,3 +44,24 @@ def test_engine_maps_agree_with_the_torch_path(tiny):
 def test_onnx_backend_is_fp32_only(tiny):
     with pytest.raises(ValueError, match="onnx"):
         CorrelaxExplainer(tiny, CorrelaxSettings(window=32, stride=16, precision="bf16"), run=RunSettings(backend="onnx"))
+
+
+def test_openvino_agrees_with_torch_at_fp32_and_runs_bf16(tiny):
+    pytest.importorskip("openvino")
+    x = torch.rand(5, 3, 32, 32)
+    with torch.inference_mode():
+        want = tiny(x)
+    got = OpenVinoForward(tiny, 32, "fp32", threads=1)(x)
+    torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.features, want.features, atol=1e-4, rtol=0)
+    half = OpenVinoForward(tiny, 32, "bf16", threads=1)(x[:3])  # another batch size: the batch is dynamic
+    assert half.logits.dtype == torch.float32 and half.logits.shape == (3, len(LABELS))
+    torch.testing.assert_close(half.logits, want.logits[:3], atol=0.1, rtol=0.05)  # bf16 keeps 8 bits of mantissa
+    image = torch.rand(3, 48, 64)
+    base = CorrelaxSettings(window=32, stride=16, n_masks=16)
+    torch_result = CorrelaxExplainer(tiny, base, run=RunSettings(batch_size=32, channels_last=False)).explain(image, (0, 0, 64, 48))
+    ov_result = CorrelaxExplainer(tiny, base, run=RunSettings(batch_size=32, backend="openvino")).explain(image, (0, 0, 64, 48))
+    for name in ("window_prediction", "prediction", "corr_pred", "corr_dist", "relax", "rise"):
+        np.testing.assert_allclose(getattr(ov_result, name), getattr(torch_result, name), atol=1e-3, err_msg=name)
+    with pytest.raises(ValueError, match="openvino"):
+        OpenVinoForward(tiny, 32, "fp16")

@@ -34,7 +34,8 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--compile", action="store_true", help="torch.compile the network")
     r.add_argument("--batch-size", type=int, help="forward batch (default: fitted to the device's memory)")
     r.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="the network's forward in PyTorch or ONNX Runtime (CPU, fp32; pip install 'correlax[cpu]')")  # fmt: skip
+                   help="the network's forward in PyTorch, ONNX Runtime (CPU, fp32) or OpenVINO (CPU, fp32 or "
+                        "--precision bf16, fast where the CPU has bf16 units); pip install 'correlax[cpu]'")  # fmt: skip
     g.add_argument("--min-tissue", type=float, default=0.0,
                    help="fast mode: skip windows with less than this fraction of breast pixels")  # fmt: skip
     g.add_argument("--se-tol", type=float,

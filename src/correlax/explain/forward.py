@@ -41,25 +41,29 @@ class BatchRunner:
         run = run or RunSettings()
         self.device = model_device(model)
         cuda = self.device.type == "cuda"
-        onnx = run.backend == "onnx"
-        if onnx and settings.precision != "fp32":
+        exported = run.backend != "torch"  # the network runs outside PyTorch, on the CPU
+        if run.backend == "onnx" and settings.precision != "fp32":
             raise ValueError(f"the onnx backend runs fp32, not {settings.precision}")
-        self.channels_last = run.channels_last and not onnx
+        self.channels_last = run.channels_last and not exported
         model.eval()
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        if onnx:
+        if run.backend == "onnx":
             from correlax.explain.backends import OnnxForward
 
             self.fn = OnnxForward(model, settings.window)
+        elif run.backend == "openvino":
+            from correlax.explain.backends import OpenVinoForward
+
+            self.fn = OpenVinoForward(model, settings.window, settings.precision)
         else:
             self.fn = torch.compile(model, dynamic=False) if run.compile else model
         # Few distinct batch shapes on CUDA: a new shape costs cuDNN plan building (and recompilation under
         # torch.compile), so batches are padded up to a multiple of batch_size/8 (to batch_size when compiled).
         self.compiled = run.compile
         self.pad_shapes = run.compile or cuda
-        self.dtype = _DTYPES.get(settings.precision)
+        self.dtype = None if exported else _DTYPES.get(settings.precision)  # autocast: PyTorch's own precision
         self.batch_size = run.batch_size or self._fit_batch_size(settings.window)
         self.passes = 0
 

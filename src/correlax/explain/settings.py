@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from correlax.settings import MASK_FILLS, DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 
 
 @dataclass(frozen=True)
