@@ -98,5 +98,5 @@ def test_cpu_backends_side_by_side(tmp_path):
     rates = report["passes_per_second"]
     assert {"pytorch fp32 channels-last", "onnxruntime fp32"} <= set(rates)
     assert all(len(r["rounds"]) == 2 and r["median"] > 0 for r in rates.values())
-    diff = report["max_abs_logit_difference_vs_pytorch"]
+    diff = report["max_abs_probability_difference_vs_pytorch_fp32"]
     assert diff["pytorch fp32 channels-last"] == 0 and diff["onnxruntime fp32"] < 1e-4

@@ -37,6 +37,11 @@ def export_onnx(model: nn.Module, window: int) -> bytes:
     return buffer.getvalue()
 
 
+def numpy_batch(x: torch.Tensor) -> np.ndarray:
+    """A batch as the exported graph takes it: contiguous float32 on the CPU."""
+    return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+
+
 class OnnxForward:
     """A :class:`~correlax.models.contract.FindingModel`-like callable running the exported graph on the CPU."""
 
@@ -55,8 +60,7 @@ class OnnxForward:
         self.session = ort.InferenceSession(export_onnx(model, window), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> ClassifierOutput:
-        batch = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        logits, features = self.session.run(["logits", "features"], {"x": batch})
+        logits, features = self.session.run(["logits", "features"], {"x": numpy_batch(x)})
         return ClassifierOutput(torch.from_numpy(logits), torch.from_numpy(features))
 
 
@@ -80,7 +84,6 @@ class OpenVinoForward:
         self.labels = tuple(model.labels)
 
     def __call__(self, x: torch.Tensor) -> ClassifierOutput:
-        batch = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        out = self.request.infer({0: batch})
+        out = self.request.infer({0: numpy_batch(x)})
         logits, features = (np.array(out[o], dtype=np.float32) for o in self.compiled.outputs)  # copies: buffers are reused
         return ClassifierOutput(torch.from_numpy(logits), torch.from_numpy(features))
