@@ -77,6 +77,7 @@ def sample_box_crops(box: AnnotationBox, n: int, rng: np.random.Generator, setti
     area = max(box_area(box), 1.0)
     lo_a, hi_a = np.log(settings.area_range)
     lo_r, hi_r = np.log(settings.aspect_range)
+    lo_s, hi_s = np.log(window_sides(settings)) if settings.window_side is not None else (0.0, 0.0)
     crops = []
     for _ in range(n):
         if settings.window_side is None:
@@ -84,7 +85,7 @@ def sample_box_crops(box: AnnotationBox, n: int, rng: np.random.Generator, setti
             r = math.exp(rng.uniform(lo_r, hi_r))
             w, h = math.sqrt(a * r), math.sqrt(a / r)
         else:
-            w = h = math.exp(rng.uniform(*np.log(window_sides(settings))))
+            w = h = math.exp(rng.uniform(lo_s, hi_s))
         # the centre lies at a uniform relative position inside the crop (kept off the very edge)
         x0 = cx - w * rng.uniform(0.1, 0.9)
         y0 = cy - h * rng.uniform(0.1, 0.9)

@@ -1,8 +1,8 @@
 """Where the network's forward runs: PyTorch, or on the CPU ONNX Runtime or OpenVINO.
 
 On this project's 2-core CPUs ONNX Runtime ran EfficientNet-Lite0 at fp32 2-4x faster than PyTorch fp32, and on a
-CPU with bf16 units OpenVINO's bf16 inference 1.8x faster again (benchmarks/cpu_backends.py measures them side by
-side). The classifier is exported once per explainer (opset 17, dynamic batch) into memory and run with as many
+CPU with bf16 units OpenVINO's bf16 inference about 2x faster again (benchmarks/cpu_backends.py measures them side
+by side). The classifier is exported once per explainer (opset 17, dynamic batch) into memory and run with as many
 threads as torch.
 """
 
