@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -71,6 +73,20 @@ def test_normal_crops_lie_on_tissue_and_avoid_boxes():
     assert sample_normal_crops(np.zeros((10, 10), bool), 5, np.random.default_rng(0)) == []
 
 
+def test_boxed_images_give_no_finding_crops_away_from_their_boxes_only_when_asked():
+    tissue = np.zeros((300, 300), bool)
+    tissue[20:280, 20:280] = True
+    findings = [("mass", (100.0, 100.0, 140.0, 150.0)), ("calcification", (200.0, 40.0, 220.0, 60.0))]
+    paper = plan_crops(findings, tissue, np.random.default_rng(0), CropSettings(crops_per_box=3))
+    assert len(paper) == 6 and all(c.labels != ("no_finding",) for c in paper)
+    settings = CropSettings(crops_per_box=3, normal_crops_per_boxed_image=5, window_side=32.0)
+    plan = plan_crops(findings, tissue, np.random.default_rng(0), settings)
+    normal = [c for c in plan if c.labels == ("no_finding",)]
+    assert len(plan) == 11 and len(normal) == 5
+    assert all(intersection_area(c.box, b) == 0 for c in normal for _, b in findings)
+    assert plan_crops(findings, None, np.random.default_rng(0), settings) == plan[:6]  # no tissue, no normal crops
+
+
 def test_extract_crop_pads_with_zeros_and_resizes():
     image = np.full((40, 40, 3), 200, np.uint8)
     out = extract_crop(image, (-20.0, -20.0, 20.0, 20.0), 16)
@@ -119,6 +135,10 @@ def test_dataset_targets_cache_and_failures(tmp_path):
 
     only_mass = CropDataset(manifest, manifest.records, ("mass",), again, 32, settings, seed=3)
     assert len(only_mass) == 6 and only_mass.targets.min() == 1
+
+    negatives = dataclasses.replace(settings, normal_crops_per_boxed_image=1)
+    with_negatives = CropDataset(manifest, manifest.records, labels, again, 32, negatives, seed=3)
+    assert with_negatives.targets.sum(0).tolist() == [6.0, 6.0]  # one more No Finding crop per boxed image
 
 
 def test_mask_augmentation_masks_the_chosen_crops_and_keeps_labels(tmp_path):

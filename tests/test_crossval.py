@@ -110,6 +110,9 @@ def test_window_scale_crops_are_a_training_option():
     window = train_config(parser.parse_args(["--input-size", "64", "--crop-scale", "window"]), "m.json", "out")
     multi = train_config(parser.parse_args(["--input-size", "64"]), "m.json", "out")
     assert window.crops["window_side"] == 64.0 and multi.crops["window_side"] is None
+    assert multi.crops["normal_crops_per_boxed_image"] == 0
+    negatives = train_config(parser.parse_args(["--normal-crops-per-boxed-image", "6"]), "m.json", "out")
+    assert negatives.crops["normal_crops_per_boxed_image"] == 6
 
 
 def test_fold_models_scored_on_either_crop_protocol(run, tmp_path):

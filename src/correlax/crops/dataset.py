@@ -152,7 +152,8 @@ class CropDataset(Dataset):
             if entry.spacing:
                 self.spacings.append(entry.spacing)
             rng = np.random.default_rng([seed, index])
-            tissue = entry.tissue() if not entry.findings and record.is_normal else None
+            wants_tissue = crop_settings.normal_crops_per_boxed_image > 0 if entry.findings else record.is_normal
+            tissue = entry.tissue() if wants_tissue else None
             for crop in plan_crops(entry.findings, tissue, rng, crop_settings):
                 if not set(crop.labels) & set(self.labels):
                     continue

@@ -31,6 +31,9 @@ class CropSettings:
     # at the scale it is explained at. None: the paper's box-relative multi-scale crops above.
     window_side: float | None = None
     window_jitter: float = 1.25
+    # No Finding crops also from the tissue of images with boxes, away from every box: the rest of a lesion's own
+    # film, which the explanation's argmax must rank below the lesion. 0: only images without findings (the paper).
+    normal_crops_per_boxed_image: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,19 +132,23 @@ def plan_crops(
     settings: CropSettings = CropSettings(),
     normal_label: str = "no_finding",
 ) -> list[Crop]:
-    """All crops of one image: multi-scale crops around each box, or No Finding crops when it has no boxes.
+    """All crops of one image: crops around each box (and ``settings.normal_crops_per_boxed_image`` No Finding
+    crops away from the boxes), or No Finding crops when it has no boxes.
 
-    ``tissue`` is only needed (and only used) for an image without boxes.
+    ``tissue`` is only used for No Finding crops; without it an image gives none.
     """
     if findings:
-        return [
+        crops = [
             Crop(c, crop_labels(c, findings, settings.min_cover))
             for _, b in findings
             for c in sample_box_crops(b, settings.crops_per_box, rng, settings)
         ]
-    if tissue is None:
-        return []
-    return [Crop(c, (normal_label,)) for c in sample_normal_crops(tissue, settings.crops_per_normal_image, rng, settings)]
+        n_normal, avoid = settings.normal_crops_per_boxed_image, [b for _, b in findings]
+    else:
+        crops, n_normal, avoid = [], settings.crops_per_normal_image, []
+    if tissue is None or n_normal == 0:
+        return crops
+    return crops + [Crop(c, (normal_label,)) for c in sample_normal_crops(tissue, n_normal, rng, settings, avoid)]
 
 
 def extract_crop(image: np.ndarray, box: AnnotationBox, size: int) -> np.ndarray:
