@@ -67,13 +67,17 @@ def test_film_targets_with_onnx_reference_and_coarse_to_fine(bench, mias_root, t
     pytest.importorskip("onnxruntime")
     out = tmp_path / "film.json"
     assert bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625", "--modes",
-                       "cli-fast,c2f-fast-onnx", "--reference-backend", "onnx", "--bare-only", "exact-fp32-torch",
+                       "cli-fast,c2f-fast-onnx,exact-other-masks", "--reference-backend", "onnx", "--bare-only", "exact-fp32-torch",
                        "--bare-seconds", "0.1", "--targets", "film", "--out", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
     assert report["modes"]["exact-fp32"]["backend"] == "onnx" and report["modes"]["c2f-fast-onnx"]["coarse_stride"] == 16
     assert "exact-fp32-torch (bare only)" in report["bare_network"]["passes_per_second"]
     summary = report["summary"]
     assert summary["c2f-fast-onnx"]["passes_per_image_mean"] < summary["exact-fp32"]["passes_per_image_mean"]
+    other = report["modes"]["exact-other-masks"]  # the reference redrawn: same windows and backend, the next seed
+    assert other["seed"] == report["modes"]["exact-fp32"]["seed"] + 1 and other["backend"] == "onnx"
+    assert summary["exact-other-masks"]["prediction_map_r_mean"] == pytest.approx(1.0, abs=1e-5)  # unmasked windows
+    assert summary["exact-other-masks"]["corr_pred_map_r_mean"] < 0.999
     assert summary["exact-fp32"]["engine_vs_bare"] > 0
     for mode in ("exact-fp32", "c2f-fast-onnx"):  # the network timed beside each image, and inside the engine
         entry = report["images"][0]["modes"][mode]
