@@ -79,6 +79,26 @@ def test_a_finished_fold_is_skipped(run, monkeypatch, capsys, caplog):
     assert "made with other settings (correlax)" in caplog.text
 
 
+def test_another_explanation_setting_on_the_fold_models_of_a_run(run, tmp_path, monkeypatch, caplog):
+    root, out, args = run
+
+    def refuse(*_, **__):
+        raise AssertionError("a borrowed fold model was trained again")
+
+    monkeypatch.setattr("correlax.pipelines.crossval.train", refuse)
+    borrow = [*args, "--models-from", str(out), "--out"]  # the last --out counts
+    assert main([*borrow, str(tmp_path / "finer"), "--stride", "8"]) == 0
+    pooled = json.loads((tmp_path / "finer" / "crossval.json").read_text())
+    before = json.loads((out / "crossval.json").read_text())
+    assert pooled["config"]["models_from"] == str(out) and pooled["stride_mm"] == before["stride_mm"] / 2
+    assert pooled["classifier"] == before["classifier"]  # the same models on the same held-out crops
+    assert pooled["n_images"] == before["n_images"]
+    assert main([*borrow, str(tmp_path / "other"), "--epochs", "3"]) == 1
+    assert "trained with other options (epochs)" in caplog.text
+    assert main([*borrow, str(tmp_path / "third"), "--folds", "3"]) == 1
+    assert "holds out other images" in caplog.text
+
+
 def test_two_runs_are_paired_on_the_same_images(run):
     from benchmark_scripts import load_benchmark
 

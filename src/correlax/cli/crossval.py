@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per fold)")
     p.add_argument("--json", type=Path, help="also write the pooled result here (e.g. benchmarks/results/NAME.json)")
     add_scoring_options(p)
+    p.add_argument("--models-from", type=Path, metavar="RUN",
+                   help="explain the fold models of an earlier crossval RUN (same folds, same training options) instead "
+                        "of training: another explanation setting on the same classifiers")  # fmt: skip
     p.add_argument("--device", help="where the models explain: cpu, cuda, cuda:1 ... (default: cuda when available)")
     add_train_options(p.add_argument_group("training (per fold)"), prefix="train-")
     add_correlax_options(p)
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         config = CrossvalConfig(
             out=args.out, folds=args.folds, train=train, settings=settings, methods=tuple(args.methods),
             margin_px=margin_pixels(args, spacing), tolerance_mm=args.tolerance_mm, split_seed=args.split_seed,
-            device=args.device, run=run_settings(args),
+            device=args.device, run=run_settings(args), models_from=args.models_from,
         )  # fmt: skip
         pooled = run_crossval(config)
     except (ValueError, RuntimeError, OSError) as exc:

@@ -52,12 +52,13 @@ class CrossvalConfig:
     split_seed: int = 0
     device: str | None = None  # where the folds' models explain; None: cuda when available
     run: RunSettings = RunSettings()  # how the network runs (changes no number)
+    models_from: Path | None = None  # an earlier run with the same folds and training: its fold models, not trained anew
 
     def describe(self) -> dict:
         train = {k: v for k, v in dataclasses.asdict(self.train).items() if k not in ("out", "resume")}
         return {"folds": self.folds, "split_seed": self.split_seed, "train": train,
                 "correlax": self.settings.to_dict(), "methods": list(self.methods), "margin_px": self.margin_px,
-                "tolerance_mm": self.tolerance_mm}  # fmt: skip
+                "tolerance_mm": self.tolerance_mm, "models_from": self.models_from and str(self.models_from)}  # fmt: skip
 
 
 def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callable[[str], None]) -> dict:
@@ -69,7 +70,9 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     fold_manifest = Manifest.load(manifest_path)
     model_path = fold_dir / "model" / "model.safetensors"
     cache = config.train.cache_dir or config.out / "cache"  # prepared images, shared by the folds
-    if not model_path.exists():
+    if config.models_from is not None:
+        model_path = borrowed_model(config, fold_manifest, fold)
+    elif not model_path.exists():
         say(f"fold {fold}: training on {len(fold_manifest.split('train'))} images")
         train(dataclasses.replace(config.train, data=str(manifest_path), out=str(fold_dir / "model"), resume=True,
                                   cache_dir=str(cache)))  # fmt: skip
@@ -101,6 +104,25 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     }
     write_json(fold_dir / "fold.json", result)
     return result
+
+
+def borrowed_model(config: CrossvalConfig, manifest: Manifest, fold: int) -> Path:
+    """Fold ``fold``'s model of the run ``config.models_from``, checked to hold out the same images and to have
+    been trained as ``config.train`` asks."""
+    source = config.models_from / f"fold{fold}"
+    try:
+        theirs = json.loads((source / "fold.json").read_text())
+        held_out = {r.image_id for r in Manifest.load(source / "manifest.json").split("test")}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{source}: not a finished crossval fold ({e})") from e
+    if held_out != {r.image_id for r in manifest.split("test")}:
+        raise ValueError(f"{source}: fold {fold} holds out other images (another --folds or --split-seed?)")
+    ours = json.loads(json.dumps(config.describe()["train"]))
+    changed = sorted(k for k in ours.keys() | theirs["config"]["train"].keys()
+                     if k != "cache_dir" and ours.get(k) != theirs["config"]["train"].get(k))  # fmt: skip
+    if changed:
+        raise ValueError(f"{source}: its model was trained with other options ({', '.join(changed)})")
+    return source / "model" / "model.safetensors"
 
 
 def pool_folds(config: CrossvalConfig, folds: Sequence[dict], wall_s: float) -> dict:
