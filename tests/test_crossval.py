@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -86,11 +87,17 @@ def test_another_explanation_setting_on_the_fold_models_of_a_run(run, tmp_path, 
         raise AssertionError("a borrowed fold model was trained again")
 
     monkeypatch.setattr("correlax.pipelines.crossval.train", refuse)
-    borrow = [*args, "--models-from", str(out), "--out"]  # the last --out counts
+    older = tmp_path / "older"  # a run made before a crop setting existed: its default is read in
+    shutil.copytree(out, older, ignore=shutil.ignore_patterns("cache", "maps"))
+    for fold_json in older.glob("fold*/fold.json"):
+        fold = json.loads(fold_json.read_text())
+        del fold["config"]["train"]["crops"]["normal_crops_per_boxed_image"]
+        fold_json.write_text(json.dumps(fold))
+    borrow = [*args, "--models-from", str(older), "--out"]  # the last --out counts
     assert main([*borrow, str(tmp_path / "finer"), "--stride", "8"]) == 0
     pooled = json.loads((tmp_path / "finer" / "crossval.json").read_text())
     before = json.loads((out / "crossval.json").read_text())
-    assert pooled["config"]["models_from"] == str(out) and pooled["stride_mm"] == before["stride_mm"] / 2
+    assert pooled["config"]["models_from"] == str(older) and pooled["stride_mm"] == before["stride_mm"] / 2
     assert pooled["classifier"] == before["classifier"]  # the same models on the same held-out crops
     assert pooled["n_images"] == before["n_images"]
     assert main([*borrow, str(tmp_path / "other"), "--epochs", "3"]) == 1

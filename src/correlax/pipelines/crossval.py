@@ -117,9 +117,9 @@ def borrowed_model(config: CrossvalConfig, manifest: Manifest, fold: int) -> Pat
         raise ValueError(f"{source}: not a finished crossval fold ({e})") from e
     if held_out != {r.image_id for r in manifest.split("test")}:
         raise ValueError(f"{source}: fold {fold} holds out other images (another --folds or --split-seed?)")
-    ours = json.loads(json.dumps(config.describe()["train"]))
-    changed = sorted(k for k in ours.keys() | theirs["config"]["train"].keys()
-                     if k != "cache_dir" and ours.get(k) != theirs["config"]["train"].get(k))  # fmt: skip
+    ours, trained = (json.loads(json.dumps(t | {"crops": CropSettings(**t["crops"]).__dict__}))  # crop defaults filled in
+                     for t in (config.describe()["train"], theirs["config"]["train"]))  # fmt: skip
+    changed = sorted(k for k in ours.keys() | trained.keys() if k != "cache_dir" and ours.get(k) != trained.get(k))
     if changed:
         raise ValueError(f"{source}: its model was trained with other options ({', '.join(changed)})")
     return source / "model" / "model.safetensors"
