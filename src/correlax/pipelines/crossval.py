@@ -106,6 +106,13 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     return result
 
 
+def comparable(described: dict) -> dict:
+    """A run's settings (:meth:`CrossvalConfig.describe`) as they read back from JSON, with the crop settings'
+    defaults filled in: a fold made before a crop option existed compares equal to one made with its default."""
+    train = described["train"] | {"crops": CropSettings(**described["train"]["crops"]).__dict__}
+    return json.loads(json.dumps(described | {"train": train}))
+
+
 def borrowed_model(config: CrossvalConfig, manifest: Manifest, fold: int) -> Path:
     """Fold ``fold``'s model of the run ``config.models_from``, checked to hold out the same images and to have
     been trained as ``config.train`` asks."""
@@ -117,8 +124,7 @@ def borrowed_model(config: CrossvalConfig, manifest: Manifest, fold: int) -> Pat
         raise ValueError(f"{source}: not a finished crossval fold ({e})") from e
     if held_out != {r.image_id for r in manifest.split("test")}:
         raise ValueError(f"{source}: fold {fold} holds out other images (another --folds or --split-seed?)")
-    ours, trained = (json.loads(json.dumps(t | {"crops": CropSettings(**t["crops"]).__dict__}))  # crop defaults filled in
-                     for t in (config.describe()["train"], theirs["config"]["train"]))  # fmt: skip
+    ours, trained = comparable(config.describe())["train"], comparable(theirs["config"])["train"]
     changed = sorted(k for k in ours.keys() | trained.keys() if k != "cache_dir" and ours.get(k) != trained.get(k))
     if changed:
         raise ValueError(f"{source}: its model was trained with other options ({', '.join(changed)})")
@@ -158,13 +164,14 @@ def run_crossval(config: CrossvalConfig, say: Callable[[str], None] = print) -> 
     """Every fold (skipping those already done), then the pooled result, written to ``OUT/crossval.json``."""
     started = time.perf_counter()
     manifest = Manifest.load(config.train.data)
-    current = json.loads(json.dumps(config.describe()))  # as it reads back from fold.json
+    current = comparable(config.describe())
     folds = []
     for i, records in enumerate(kfold_splits(manifest.records, config.folds, config.split_seed)):
         done = config.out / f"fold{i}" / "fold.json"
         if done.exists():
             previous = json.loads(done.read_text())
-            changed = sorted(k for k, v in current.items() if previous.get("config", {}).get(k) != v)
+            made = comparable(previous["config"]) if "config" in previous else {}
+            changed = sorted(k for k, v in current.items() if made.get(k) != v)
             if changed:
                 raise ValueError(f"{done} was made with other settings ({', '.join(changed)}): give another --out")
             say(f"fold {i}: done before, skipped ({done})")
