@@ -99,7 +99,7 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
         assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
         y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
         assert abs(x - spots[entry["id"]][0]) <= 1 and abs(y - spots[entry["id"]][1]) <= 1
-        assert len(entry["overlays"]) == 6 * 2  # six CorRELAX maps × two classes
+        assert len(entry["overlays"]) == 7 * 2  # seven CorRELAX maps × two classes
         peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction" and p["label"] == "mass")
         assert abs(peak["x"] - x) <= 1.5 and abs(peak["y"] - y) <= 1.5  # mapped back through resampling and flip
         overlay = next(o for o in entry["overlays"] if o["method"] == "correlax-prediction" and o["label"] == "mass")

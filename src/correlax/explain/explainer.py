@@ -235,6 +235,13 @@ def weighted_variance(means: torch.Tensor) -> torch.Tensor:
     return (means[:, 1:2] - means[:, 0:1] ** 2).clamp(min=0)
 
 
+def weighted_prediction(prediction: np.ndarray, corr_pred: np.ndarray) -> np.ndarray:
+    """The prediction map weighted by the positive part of the correlation map, P_c · max(CorrPred_c, 0): high
+    only where the windows both read the class and lose it when the class's pixels are hidden (issue 11's
+    lever; the paper scores the two maps apart)."""
+    return (prediction * np.clip(corr_pred, 0, None)).astype(np.float32)
+
+
 def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a stored entry)."""
     prediction = arrays["prediction"]
@@ -245,6 +252,7 @@ def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
         "correlax-prediction": prediction,
         "correlax-correlation": arrays["corr_pred"],
+        "correlax-weighted": weighted_prediction(prediction, arrays["corr_pred"]),
         "relax": per_class("relax"),
         "relax-centred": per_class("relax_centred"),
         "relax-uncertainty": per_class("relax_uncertainty"),

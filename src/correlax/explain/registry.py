@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # the registry itself stays light: listing methods (CLI help)
     from correlax.explain.base import Explainer
     from correlax.explain.settings import CorrelaxSettings, RunSettings
 
-CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "relax", "relax-centred", "relax-uncertainty", "rise")
+CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "relax", "relax-centred",
+                    "relax-uncertainty", "rise")  # fmt: skip
 
 Factory = Callable[["nn.Module", "CorrelaxSettings", int, "RunSettings | None"], "Explainer"]
 _REGISTRY: dict[str, tuple[tuple[str, ...], Factory]] = {}

@@ -23,8 +23,8 @@ from correlax.preprocess import to_uint8
 from correlax.report.figures import heat_rgba
 
 OVERLAY_PIXELS = 1024  # longest side of an overlay PNG; the viewer stretches it over the image
-METHOD_COLORS = {"correlax-prediction": "#ffd43b", "correlax-correlation": "#ff6b6b", "relax": "#b197fc",
-                 "rise": "#63e6be", "gradcam": "#74c0fc", "occlusion": "#ffa94d", "center": "#ced4da",
+METHOD_COLORS = {"correlax-prediction": "#ffd43b", "correlax-correlation": "#ff6b6b", "correlax-weighted": "#ff922b",
+                 "relax": "#b197fc", "rise": "#63e6be", "gradcam": "#74c0fc", "occlusion": "#ffa94d", "center": "#ced4da",
                  "random": "#f783ac"}  # fmt: skip
 ASSETS = ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js")
 
