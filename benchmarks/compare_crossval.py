@@ -6,6 +6,9 @@ with the exact sign test on the pairs where exactly one of the two runs hits, be
 and AUC. Writes JSON; prints a table.
 
     python benchmarks/compare_crossval.py A.json B.json --names baseline window-crops --out result.json
+
+``--pair METHOD_B METHOD_A`` pairs one method of run B against another of run A instead (the same file twice: two
+maps of one run, on the same classifiers).
 """
 
 from __future__ import annotations
@@ -18,22 +21,31 @@ from correlax.evaluation.crossval import outcomes_by_method, paired_comparison
 from correlax.fileio import write_json
 
 
-def compare(a: dict, b: dict, protocol: str = "reference") -> dict:
-    """Per method scored in both runs: each run's hits / n and average, and B against A on the common pairs."""
+def compare(a: dict, b: dict, protocol: str = "reference", pair: tuple[str, str] | None = None) -> dict:
+    """Per method scored in both runs: each run's hits / n and average, and B against A on the common pairs.
+    With ``pair`` = (method of B, method of A): only those two, under the key "B-method vs A-method"."""
     for name, run in (("A", a), ("B", b)):
         if "outcomes" not in run:
             raise ValueError(f"run {name} has no per-image outcomes (written by correlax crossval since 2026-12)")
     if a["config"]["folds"] != b["config"]["folds"] or a["config"]["split_seed"] != b["config"]["split_seed"]:
         raise ValueError("the runs have other folds: pair runs with the same --folds and --split-seed")
     grouped_a, grouped_b = outcomes_by_method(a["outcomes"]), outcomes_by_method(b["outcomes"])
+    if pair is None:
+        pairs = {method: (method, method) for method in grouped_a.keys() & grouped_b.keys()}
+    else:
+        missing = [f"{m} in run {name}" for m, name, grouped in ((pair[0], "B", grouped_b), (pair[1], "A", grouped_a))
+                   if m not in grouped]  # fmt: skip
+        if missing:
+            raise ValueError(f"not scored: {', '.join(missing)}")
+        pairs = {f"{pair[0]} vs {pair[1]}": (pair[1], pair[0])}
     methods = {}
-    for method in grouped_a.keys() & grouped_b.keys():
-        own_a, own_b = grouped_a[method], grouped_b[method]
-        methods[method] = {
-            "A": {"hits": sum(bool(r[f"{protocol}_hit"]) for r in own_a.values()), "n": len(own_a),
-                  "average": a["pointing_game"][method][protocol].get("average")},
-            "B": {"hits": sum(bool(r[f"{protocol}_hit"]) for r in own_b.values()), "n": len(own_b),
-                  "average": b["pointing_game"][method][protocol].get("average")},
+    for key, (method_a, method_b) in pairs.items():
+        own_a, own_b = grouped_a[method_a], grouped_b[method_b]
+        methods[key] = {
+            "A": {"method": method_a, "hits": sum(bool(r[f"{protocol}_hit"]) for r in own_a.values()), "n": len(own_a),
+                  "average": a["pointing_game"][method_a][protocol].get("average")},
+            "B": {"method": method_b, "hits": sum(bool(r[f"{protocol}_hit"]) for r in own_b.values()), "n": len(own_b),
+                  "average": b["pointing_game"][method_b][protocol].get("average")},
             "B_vs_A": paired_comparison(own_b, own_a, protocol),
         }  # fmt: skip
     return {
@@ -64,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("b", type=Path, help="crossval JSON of the run with the lever")
     ap.add_argument("--names", nargs=2, default=("A", "B"), help="names of the two runs in the table")
     ap.add_argument("--protocol", choices=("reference", "standard"), default="reference")
+    ap.add_argument("--pair", nargs=2, metavar=("METHOD_B", "METHOD_A"), help="pair this method of B with that of A")
     ap.add_argument("--out", type=Path, help="write the comparison here (JSON)")
     args = ap.parse_args(argv)
-    result = compare(json.loads(args.a.read_text()), json.loads(args.b.read_text()), args.protocol)
+    pair = tuple(args.pair) if args.pair else None
+    result = compare(json.loads(args.a.read_text()), json.loads(args.b.read_text()), args.protocol, pair)
     result["runs"] = {"A": {"name": args.names[0], "file": args.a.name}, "B": {"name": args.names[1], "file": args.b.name}}
     if args.out:
         write_json(args.out, result)

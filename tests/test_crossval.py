@@ -124,6 +124,16 @@ def test_two_runs_are_paired_on_the_same_images(run):
     assert test["ties"] == same["methods"]["center"]["B_vs_A"]["ties"] - 1
     with pytest.raises(ValueError, match="other folds"):
         compare(pooled, {**lever, "config": {**lever["config"], "folds": 3}})
+    # two maps of one run: the weighted map against the prediction map, on the same pairs
+    within = compare(pooled, pooled, pair=("correlax-weighted", "correlax-prediction"))["methods"]
+    assert list(within) == ["correlax-weighted vs correlax-prediction"]
+    both = within["correlax-weighted vs correlax-prediction"]
+    hits = {m: sum(r["reference_hit"] for r in pooled["outcomes"] if r["method"] == m)
+            for m in ("correlax-weighted", "correlax-prediction")}  # fmt: skip
+    assert (both["B"]["hits"], both["A"]["hits"]) == (hits["correlax-weighted"], hits["correlax-prediction"])
+    assert both["B_vs_A"]["wins"] - both["B_vs_A"]["losses"] == both["B"]["hits"] - both["A"]["hits"]
+    with pytest.raises(ValueError, match="not scored: gradcam-x in run B"):
+        compare(pooled, pooled, pair=("gradcam-x", "center"))
 
 
 def test_window_scale_crops_are_a_training_option():
