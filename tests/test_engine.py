@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from reference_correlax import reference_correlax
 from torch import nn
 
@@ -123,6 +124,20 @@ def test_mask_grids_statistics():
     assert abs(mask_grids(0, w, k, 8, 0.2).mean().item() - 0.2) < 0.01
     assert not torch.equal(mask_grids(1, w, k, 8, 0.5), grids)  # the seed matters
     assert torch.equal(mask_grids(0, w[:10], k[:10], 8, 0.5), grids[:10])
+
+
+@pytest.mark.parametrize("size", [16, 64, 256, 60])
+def test_upsampled_masks_are_bilinear_interpolation(size):
+    grids = mask_grids(3, torch.arange(40), torch.arange(40), 8, 0.5)
+    plain = F.interpolate(grids[:, None], size=(size, size), mode="bilinear", align_corners=False)
+    masks = upsample(grids, size)
+    assert masks.shape == (40, 1, size, size)
+    if size % 8 == 0 and (size // 8) & (size // 8 - 1) == 0:  # dyadic weights: bit for bit
+        assert torch.equal(masks, plain)
+    torch.testing.assert_close(masks, plain, rtol=0, atol=1e-6)
+    smooth = torch.rand(5, 8, 8, dtype=torch.float64)  # the finer maps upsample float cell sums
+    torch.testing.assert_close(upsample(smooth, size), F.interpolate(smooth[:, None].float(), size=(size, size),
+                               mode="bilinear", align_corners=False), rtol=0, atol=1e-6)  # fmt: skip
 
 
 def test_kernel_9x9_for_256_32():
