@@ -65,8 +65,8 @@ def upsample(grids: torch.Tensor, size: int) -> torch.Tensor:
     """(B, g, g) cell grids -> (B, 1, size, size) masks, bilinear, align_corners=False.
 
     Bilinear upsampling is separable, so it runs as two small matrix products, ``A · grid · Aᵀ`` with A the
-    (size, g) linear weights: several times faster than ``F.interpolate`` on the CPU, where building the masks
-    competes with the network for the cores. With size / g a power of two the weights are dyadic fractions and
+    (size, g) linear weights: cheaper than ``F.interpolate`` on the CPU, where building the masks competes with the
+    network for the cores. With size / g a power of two the weights are dyadic fractions and
     binary grids come out bit for bit as ``F.interpolate`` gives them."""
     weights = _linear_weights(size, grids.shape[-1], grids.device)
     return (weights @ grids.float() @ weights.T)[:, None]
