@@ -31,13 +31,14 @@ def compare(a: dict, b: dict, protocol: str = "reference", pair: tuple[str, str]
         raise ValueError("the runs have other folds: pair runs with the same --folds and --split-seed")
     grouped_a, grouped_b = outcomes_by_method(a["outcomes"]), outcomes_by_method(b["outcomes"])
     if pair is None:
-        pairs = {method: (method, method) for method in grouped_a.keys() & grouped_b.keys()}
+        pairs = {method: (method, method) for method in grouped_a.keys() & grouped_b.keys()}  # key: (A's, B's)
     else:
-        missing = [f"{m} in run {name}" for m, name, grouped in ((pair[0], "B", grouped_b), (pair[1], "A", grouped_a))
+        method_b, method_a = pair
+        missing = [f"{m} in run {name}" for m, name, grouped in ((method_b, "B", grouped_b), (method_a, "A", grouped_a))
                    if m not in grouped]  # fmt: skip
         if missing:
             raise ValueError(f"not scored: {', '.join(missing)}")
-        pairs = {f"{pair[0]} vs {pair[1]}": (pair[1], pair[0])}
+        pairs = {f"{method_b} vs {method_a}": (method_a, method_b)}
     methods = {}
     for key, (method_a, method_b) in pairs.items():
         own_a, own_b = grouped_a[method_a], grouped_b[method_b]
