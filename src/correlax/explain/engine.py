@@ -57,6 +57,15 @@ class WindowJob:
     mask_bank: torch.Tensor | None = None
 
 
+def representation_similarity(z0_unit: torch.Tensor, which: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """d_k: the cosine similarity (float64) of each masked view's features ``feats`` (B, F) with the unmasked
+    features of its window, ``z0_unit[which]`` ((U, F) unit vectors, float64). One (B, F) × (F, U) product:
+    a batch holds few windows (U), so no (B, F) gather is needed."""
+    z = feats.double()
+    dots = (z @ z0_unit.T).gather(1, which[:, None])[:, 0]
+    return dots / torch.linalg.vector_norm(z, dim=1).clamp(min=1e-12)
+
+
 def window_statistics(
     job: WindowJob, window_ids: torch.Tensor, progress: Callable[[int, int], None] | None = None
 ) -> WindowStats:
@@ -79,6 +88,7 @@ def window_statistics(
     def gather(index: torch.Tensor) -> torch.Tensor:
         return windows[index // gw, index % gw]
 
+
     # unmasked passes
     p0 = torch.empty(0, device=dev)
     z0 = torch.empty(0, device=dev)
@@ -93,12 +103,11 @@ def window_statistics(
 
     runner.stream(n, lambda a, b: (gather(ids[a:b]), None), consume_plain)
     n_labels, g = p0.shape[1], settings.grid
+    z0_unit = F.normalize(z0.double(), dim=1)  # d_k = z0·z_k / (|z0| |z_k|): the unmasked side once per window
 
     sums = PearsonSums.zeros(n, n_labels + 1, dev)  # y series: P_c (L of them), then q
-    relax_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
-    relax_sq_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
-    rise_sum = torch.zeros(n, n_labels, g, g, dtype=torch.float64, device=dev)
-    mask_sum = torch.zeros(n, g, g, dtype=torch.float64, device=dev)
+    # cell sums Σ w_k g_k for the weights w = d, (d − 1)², 1, P_1 … P_L: one accumulator, one index_add_ per batch
+    cells = torch.zeros(n, 3 + n_labels, g, g, dtype=torch.float64, device=dev)
     bank = mask_bank.to(dev, torch.float32) if mask_bank is not None else None
 
     live = torch.arange(n, device=dev)  # rows still drawing masks
@@ -112,20 +121,19 @@ def window_statistics(
             else:
                 wid = torch.zeros_like(rows) if settings.shared_masks else ids[rows]
                 grids = mask_grids(settings.seed, wid, k, g, settings.keep_prob)
-            views = apply_masks(gather(ids[rows]), upsample(grids, size), settings.mask_fill, g)
-            return views, (rows, grids)
+            # a window's masks are consecutive: each window is gathered from the image once, then repeated
+            unique, inverse = torch.unique_consecutive(rows, return_inverse=True)
+            views = apply_masks(gather(ids[unique]).index_select(0, inverse), upsample(grids, size), settings.mask_fill, g)
+            return views, (rows, grids, unique, inverse)
 
         def consume(a, b, probs, feats, extra):
-            rows, grids = extra
-            d = F.cosine_similarity(z0[rows].double(), feats.double(), dim=1)
+            rows, grids, unique, inverse = extra
+            d = representation_similarity(z0_unit[unique], inverse, feats)
             q = F.cosine_similarity(p0[rows], probs, dim=1)
             # shift by a value near the mean: 1 for the similarities, p for the probabilities
             sums.add(rows, d - 1, torch.cat([probs - p0[rows], (q - 1)[:, None]], dim=1))
-            gd = grids.double()
-            relax_sum.index_add_(0, rows, d[:, None, None] * gd)
-            relax_sq_sum.index_add_(0, rows, ((d - 1) ** 2)[:, None, None] * gd)
-            rise_sum.index_add_(0, rows, probs[:, :, None, None] * gd[:, None])
-            mask_sum.index_add_(0, rows, gd)
+            weights = torch.cat([d[:, None], ((d - 1) ** 2)[:, None], torch.ones_like(d)[:, None], probs], dim=1)
+            cells.index_add_(0, rows, weights[:, :, None, None] * grids.double()[:, None])
             report(b - a)
 
         runner.stream(len(live) * (k1 - k0), build, consume)
@@ -142,9 +150,9 @@ def window_statistics(
         corr_dist=corr[:, n_labels],
         n_masks=sums.n.long(),
         mean_dist=(sums.sx / sums.n.clamp(min=1) + 1).float(),
-        relax_sum=relax_sum,
-        relax_sq_sum=relax_sq_sum,
-        rise_sum=rise_sum,
-        mask_sum=mask_sum,
+        relax_sum=cells[:, 0],
+        relax_sq_sum=cells[:, 1],
+        rise_sum=cells[:, 3:],
+        mask_sum=cells[:, 2],
         se_max=sums.standard_error().amax(dim=1).float(),
     )

@@ -8,8 +8,6 @@ float64 sums this keeps the textbook one-pass formula free of cancellation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 # A series counts as constant (correlation 0) when its variance is below this fraction of its mean square
@@ -18,32 +16,25 @@ import torch
 RELATIVE_ZERO_VARIANCE = 1e-9
 
 
-@dataclass
 class PearsonSums:
-    n: torch.Tensor  # (N,)
-    sx: torch.Tensor  # (N,)
-    sxx: torch.Tensor  # (N,)
-    sy: torch.Tensor  # (N, M)
-    syy: torch.Tensor  # (N, M)
-    sxy: torch.Tensor  # (N, M)
+    """Running sums of one x series and M y series per window: n, Σx, Σx², Σy, Σy², Σxy, packed in one (N, 3 + 3M)
+    float64 tensor so that a batch of samples is added with a single ``index_add_``."""
+
+    def __init__(self, packed: torch.Tensor) -> None:
+        self.packed = packed
+        m = (packed.shape[1] - 3) // 3
+        self.n, self.sx, self.sxx = packed[:, 0], packed[:, 1], packed[:, 2]
+        self.sy, self.syy, self.sxy = packed[:, 3 : 3 + m], packed[:, 3 + m : 3 + 2 * m], packed[:, 3 + 2 * m :]
 
     @classmethod
     def zeros(cls, n_windows: int, n_series: int, device: torch.device | str = "cpu") -> PearsonSums:
-        def z(*shape: int) -> torch.Tensor:
-            return torch.zeros(n_windows, *shape, dtype=torch.float64, device=device)
-
-        return cls(z(), z(), z(), z(n_series), z(n_series), z(n_series))
+        return cls(torch.zeros(n_windows, 3 + 3 * n_series, dtype=torch.float64, device=device))
 
     def add(self, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """Add samples x (B,) and y (B, M) to the windows ``index`` (B,) (repeats allowed)."""
-        x = x.double()
+        x = x.double()[:, None]
         y = y.double()
-        self.n.index_add_(0, index, torch.ones_like(x))
-        self.sx.index_add_(0, index, x)
-        self.sxx.index_add_(0, index, x * x)
-        self.sy.index_add_(0, index, y)
-        self.syy.index_add_(0, index, y * y)
-        self.sxy.index_add_(0, index, x[:, None] * y)
+        self.packed.index_add_(0, index, torch.cat([torch.ones_like(x), x, x * x, y, y * y, x * y], dim=1))
 
     def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n^2 cov, n^2 var(x) * n^2 var(y), and where a variance is zero; all (N, M)."""
