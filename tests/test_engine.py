@@ -280,6 +280,24 @@ def test_out_of_memory_halves_the_batch():
         np.testing.assert_allclose(getattr(result, name), getattr(plain, name), atol=1e-6)
 
 
+def test_stream_consumes_every_slice_in_order_and_raises_what_consume_raises():
+    runner = CorrelaxExplainer(TinyNet().eval(), CorrelaxSettings(window=16, stride=8, n_masks=4), run=RunSettings(batch_size=3)).runner
+    seen = []
+
+    def build(a, b):
+        return torch.rand(b - a, 3, 16, 16), (a, b)
+
+    runner.stream(10, build, lambda a, b, probs, feats, extra: seen.append((a, b, extra, len(probs))))
+    assert seen == [(a, min(a + 3, 10), (a, min(a + 3, 10)), min(3, 10 - a)) for a in range(0, 10, 3)]
+
+    def failing(a, b, probs, feats, extra):
+        if a == 3:
+            raise RuntimeError("consume failed")
+
+    with pytest.raises(RuntimeError, match="consume failed"):
+        runner.stream(10, build, failing)
+
+
 def test_bad_inputs_are_named():
     explainer = CorrelaxExplainer(TinyNet().eval(), CorrelaxSettings(window=16, stride=8, n_masks=8))
     with pytest.raises(ValueError, match="expected a float image"):

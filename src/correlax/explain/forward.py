@@ -4,6 +4,7 @@ ONNX Runtime, batch size fitted to the device and halved on out-of-memory)."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -122,12 +123,14 @@ class BatchRunner:
         consume: Callable[[int, int, torch.Tensor, torch.Tensor, Any], None],
     ) -> None:
         """For consecutive [start, stop) slices: ``x, extra = build(start, stop)``, forward,
-        ``consume(start, stop, probs, features, extra)``, in order. The next slice is built in a worker thread
-        while the current one runs through the network (whose forward releases the GIL), so ``build`` must not
-        depend on what ``consume`` does."""
+        ``consume(start, stop, probs, features, extra)``, in order. Building and consuming run in one worker
+        thread, in the order submitted (consume of a slice, then build of the one after next), while the main thread
+        runs the network (whose forward releases the GIL): only the network is on the critical path. So ``build``
+        must not depend on what ``consume`` does. Every consume has finished when this returns."""
         start = 0
         ahead: tuple[int, int, Future] | None = None  # the next slice, being built
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="correlax-build") as pool:
+        consumed: deque[Future] = deque()  # consume calls submitted and not yet checked
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="correlax-host") as pool:
             while start < total:
                 stop = min(total, start + self.batch_size)
                 x = extra = None
@@ -151,5 +154,9 @@ class BatchRunner:
                     torch.cuda.empty_cache()
                     log.warning("CUDA out of memory: batch size halved to %d", self.batch_size)
                     continue
-                consume(start, stop, probs, feats, extra)
+                while consumed and consumed[0].done():
+                    consumed.popleft().result()  # raises what a consume raised
+                consumed.append(pool.submit(consume, start, stop, probs, feats, extra))
                 start = stop
+            for future in consumed:
+                future.result()
