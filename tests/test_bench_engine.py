@@ -55,6 +55,16 @@ def test_checkpoint_images_saved_and_reused(bench, tmp_path):
     assert {row["id"] for row in report["images"]} <= {r.image_id for r in manifest.split("test")}
     assert report["summary"]["exact-bf16"]["pointing_game_same_outcome"] is not None
     assert not any("random-init" in note for note in report["notes"])
+    # the same saved films feed the engine's host-work probe
+    host = tmp_path / "host.json"
+    probe = load_benchmark("engine_host")
+    assert probe.main(["--checkpoint", str(ckpt), "--images-npz", str(npz), "--n-images", "1", "--stride", "8",
+                       "--n-masks", "4", "--batch-size", "8", "--backend", "torch", "--threads", "1", "--rounds", "2",
+                       "--out", str(host)]) == 0  # fmt: skip
+    measured = json.loads(host.read_text())
+    assert len(measured["host_cpu_ms_per_batch"]["rounds"]) == 2
+    assert measured["host_cpu_ms_per_batch"]["min"] > 0 and measured["network_cpu_ms_per_batch"]["min"] > 0
+    assert 0 < measured["host_share_of_cpu"] < 1
 
 
 def test_unknown_mode_is_named(bench, mias_root, tmp_path):
