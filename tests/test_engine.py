@@ -12,7 +12,8 @@ from torch import nn
 from correlax.explain import CorrelaxExplainer, CorrelaxSettings
 from correlax.explain.settings import RunSettings
 from correlax.explain.base import Explainer
-from correlax.explain.kernel import overlap_kernel
+from correlax.explain.kernel import OverlapAverage, overlap_kernel
+from correlax.explain.windows import WindowGrid
 from correlax.explain import engine
 from correlax.masks import apply_masks, mask_grids, upsample
 from correlax.explain.stats import PearsonSums
@@ -138,6 +139,25 @@ def test_upsampled_masks_are_bilinear_interpolation(size):
     smooth = torch.rand(5, 8, 8, dtype=torch.float64)  # the finer maps upsample float cell sums
     torch.testing.assert_close(upsample(smooth, size), F.interpolate(smooth[:, None].float(), size=(size, size),
                                mode="bilinear", align_corners=False), rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_overlap_average_equals_a_plain_loop_whatever_the_order_and_gaps():
+    grid = WindowGrid((3, 5, 40, 31), window=8, stride=4)  # crop 26 x 37 -> 7 x 10 windows
+    gh, gw = grid.shape
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(gh * gw, 2, 8, 8, generator=g)
+    chosen = torch.randperm(gh * gw, generator=g)[: gh * gw * 2 // 3]  # gaps, shuffled
+    stitched = OverlapAverage(grid, 2)
+    for part in chosen.split(9):
+        stitched.add(part, maps[part])
+    hp, wp = grid.padded_shape
+    total, count = torch.zeros(2, hp, wp), torch.zeros(1, hp, wp)
+    for i in chosen.tolist():
+        y, x = (i // gw) * 4, (i % gw) * 4
+        total[:, y : y + 8, x : x + 8] += maps[i]
+        count[:, y : y + 8, x : x + 8] += 1
+    expected = (total / count.clamp(min=1))[:, 4 : 4 + 26, 4 : 4 + 37]
+    torch.testing.assert_close(stitched.result(), expected)
 
 
 def test_kernel_9x9_for_256_32():

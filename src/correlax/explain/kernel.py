@@ -45,39 +45,44 @@ def place(crop_maps: torch.Tensor, box: tuple[int, int, int, int], height: int, 
 
 class OverlapAverage:
     """Full-resolution per-window maps averaged where windows overlap, fed a batch of windows at a time
-    (each grid row goes in with one ``F.fold``); ``result()`` is the (C, Hc, Wc) map on the crop's pixels.
-    Pixels that no added window covers are 0."""
+    (the windows of each grid row go in with one ``F.fold`` spanning just them); ``result()`` is the (C, Hc, Wc)
+    map on the crop's pixels. Pixels that no added window covers are 0."""
 
     def __init__(self, grid: WindowGrid, channels: int, device: torch.device | str = "cpu") -> None:
         self.grid = grid
         hp, wp = grid.padded_shape
         self.total = torch.zeros(channels, hp, wp, device=device)
-        self.count = torch.zeros(1, hp, wp, device=device)
+        self.added = torch.zeros(grid.shape, device=device)  # (gh, gw): 1 where a window was added
 
     def add(self, ids: torch.Tensor, maps: torch.Tensor) -> None:
-        """``maps`` (B, C, W, W) of the windows ``ids`` (B,), linear indices into the (gh, gw) grid."""
+        """``maps`` (B, C, W, W) of the windows ``ids`` (B,), linear indices into the (gh, gw) grid, each added once."""
         _, gw = self.grid.shape
         w, s = self.grid.window, self.grid.stride
         ids = ids.to(self.total.device)
         maps = maps.to(self.total.device, torch.float32)
-        ones = torch.ones(1, 1, w, w, device=self.total.device)
-        for row in ids.div(gw, rounding_mode="floor").unique().tolist():
-            take = ids // gw == row
-            cols_in_row = ids[take] % gw
-            last = int(cols_in_row.max())
-            width = last * s + w
-            c = maps.shape[1]
-            cols = torch.zeros(1, (c + 1) * w * w, last + 1, device=self.total.device)
-            stacked = torch.cat([maps[take], ones.expand(int(take.sum()), 1, w, w)], dim=1)
-            cols[0, :, cols_in_row] = stacked.reshape(len(cols_in_row), -1).T
-            folded = F.fold(cols, output_size=(w, width), kernel_size=w, stride=s)[0]
-            self.total[:, row * s : row * s + w, :width] += folded[:c]
-            self.count[:, row * s : row * s + w, :width] += folded[c:]
+        self.added.view(-1)[ids] = 1
+        rows = ids.div(gw, rounding_mode="floor")
+        for row in rows.unique().tolist():
+            take = rows == row
+            cols = ids[take] % gw
+            first, span = int(cols.min()), int(cols.max() - cols.min()) + 1
+            if span == len(cols) and bool((cols[1:] > cols[:-1]).all()):
+                run = maps[take]  # consecutive windows, in order
+            else:  # gaps (skipped windows) or another order: place them on the span, zeros between
+                run = maps.new_zeros(span, *maps.shape[1:])
+                run[cols - first] = maps[take]
+            width = (span - 1) * s + w
+            folded = F.fold(run.reshape(span, -1).T[None], output_size=(w, width), kernel_size=w, stride=s)[0]
+            self.total[:, row * s : row * s + w, first * s : first * s + width] += folded
 
     def result(self) -> torch.Tensor:
+        w, s = self.grid.window, self.grid.stride
+        covered = F.conv_transpose2d(self.added[None, None], self.added.new_ones(1, 1, w, w), stride=s)[0]
+        count = torch.zeros_like(self.total[:1])
+        count[:, : covered.shape[1], : covered.shape[2]] = covered  # windows covering each pixel
         half = self.grid.window // 2
         hc, wc = self.grid.crop_shape
-        avg = self.total / self.count.clamp(min=1)
+        avg = self.total / count.clamp(min=1)
         return avg[:, half : half + hc, half : half + wc]
 
 
