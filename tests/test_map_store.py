@@ -83,6 +83,22 @@ def test_rerun_with_other_settings_or_model_recomputes(corpus, tmp_path, capsys)
     assert "1 already done" in capsys.readouterr().out
 
 
+def test_a_file_rewritten_with_the_same_bytes_keeps_its_maps_and_a_changed_one_does_not(corpus, tmp_path, capsys):
+    root, (model, _) = corpus
+    image = tmp_path / "film.png"
+    image.write_bytes((root / "images" / "a" / "1-1.png").read_bytes())
+    run = ["explain", "--model", str(model), "--out", str(tmp_path / "out"), str(image), *FAST]
+    assert main(run) == 0
+    capsys.readouterr()
+    later = time.time() + 3600
+    os.utime(image, (later, later))  # copied back or re-provisioned: same bytes, another modification time
+    assert main(run) == 0
+    assert "0 explained, 1 already done" in capsys.readouterr().out
+    image.write_bytes((root / "images" / "b" / "1-1.png").read_bytes())  # another film under the same name
+    assert main(run) == 0
+    assert "1 explained" in capsys.readouterr().out
+
+
 def test_pointing_game_does_not_reuse_maps_of_another_checkpoint(corpus, tmp_path):
     root, (model0, model1) = corpus
     explained = tmp_path / "explained"

@@ -3,8 +3,9 @@
 An entry holds the arrays one explainer produced for one image. Its key is a digest of everything
 that shapes those arrays and nothing else:
 
-- the input's identity: the resolved absolute path with the file's size and modification time
-  (a changed or replaced file is a new input; two ``1-1.dcm`` in different folders are two inputs);
+- the input's identity: the resolved absolute path with a sha256 digest of the file's bytes (a changed or
+  replaced file is a new input, and two ``1-1.dcm`` in different folders are two inputs; a data folder copied
+  back or re-provisioned in place, same bytes with new modification times, keeps its maps);
 - the model: a digest of its weights, labels and pre-processing (:func:`model_digest`);
 - the method and its method settings (window, stride, masks, seed, precision, …), never run knobs
   such as the batch size or ``torch.compile``, which leave the numbers as they are.
@@ -41,18 +42,19 @@ _META = "__entry__"
 
 @dataclass(frozen=True)
 class ImageIdentity:
-    """Which input file an entry belongs to."""
+    """Which input file an entry belongs to: its path and its bytes, not when it was written (hashing a mammogram
+    costs milliseconds; explaining it, minutes)."""
 
     path: str  # resolved absolute path
     size: int
-    mtime_ns: int
+    sha256: str
 
     @classmethod
     def of(cls, path: str | Path) -> ImageIdentity:
         """Raises OSError (naming the file) when it cannot be read."""
         resolved = Path(path).resolve()
-        stat = resolved.stat()
-        return cls(str(resolved), stat.st_size, stat.st_mtime_ns)
+        with resolved.open("rb") as f:
+            return cls(str(resolved), os.fstat(f.fileno()).st_size, hashlib.file_digest(f, "sha256").hexdigest())
 
 
 def digest(payload: object) -> str:
