@@ -88,7 +88,6 @@ def window_statistics(
     def gather(index: torch.Tensor) -> torch.Tensor:
         return windows[index // gw, index % gw]
 
-
     # unmasked passes
     p0 = torch.empty(0, device=dev)
     z0 = torch.empty(0, device=dev)
