@@ -112,16 +112,19 @@ def window_statistics(
     live = torch.arange(n, device=dev)  # rows still drawing masks
     for k0, k1 in mask_rounds(settings):
         def build(a: int, b: int, rows_of_round=live, k0=k0, nk=k1 - k0):
+            # pairs a..b-1 are (window, mask) = divmod(pair, nk): the batch's windows are the consecutive rows
+            # first..last, each gathered from the image once and repeated for its masks (no device sync)
             pair = torch.arange(a, b, device=dev)
-            rows = rows_of_round[pair // nk]
+            first, last = a // nk, (b - 1) // nk
+            unique = rows_of_round[first : last + 1]
+            inverse = pair // nk - first
+            rows = unique[inverse]
             k = k0 + pair % nk
             if bank is not None:
                 grids = bank[k]
             else:
                 wid = torch.zeros_like(rows) if settings.shared_masks else ids[rows]
                 grids = mask_grids(settings.seed, wid, k, g, settings.keep_prob)
-            # a window's masks are consecutive: each window is gathered from the image once, then repeated
-            unique, inverse = torch.unique_consecutive(rows, return_inverse=True)
             views = apply_masks(gather(ids[unique]).index_select(0, inverse), upsample(grids, size), settings.mask_fill, g)
             return views, (rows, grids, unique, inverse)
 
