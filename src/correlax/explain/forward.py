@@ -46,6 +46,7 @@ class BatchRunner:
         if run.backend == "onnx" and settings.precision != "fp32":
             raise ValueError(f"the onnx backend runs fp32, not {settings.precision}")
         self.channels_last = run.channels_last and not exported
+        self.exported = exported
         model.eval()
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -101,6 +102,18 @@ class BatchRunner:
         log.info("batch size %d (%.1f MiB per sample, %.0f MiB free)", size, per_sample / 2**20, free / 2**20)
         return size
 
+    @contextmanager
+    def _host_threads(self) -> Iterator[None]:
+        """With the network outside PyTorch (its own thread pool), PyTorch runs only the engine's host work: small
+        tensors, cheaper on one thread than split over the cores that the network is using. Restored after."""
+        previous = torch.get_num_threads()
+        if self.exported:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -130,7 +143,7 @@ class BatchRunner:
         start = 0
         ahead: tuple[int, int, Future] | None = None  # the next slice, being built
         consumed: deque[Future] = deque()  # consume calls submitted and not yet checked
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="correlax-host") as pool:
+        with self._host_threads(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="correlax-host") as pool:
             while start < total:
                 stop = min(total, start + self.batch_size)
                 x = extra = None
