@@ -65,3 +65,20 @@ def test_openvino_agrees_with_torch_at_fp32_and_runs_bf16(tiny):
         np.testing.assert_allclose(getattr(ov_result, name), getattr(torch_result, name), atol=1e-3, err_msg=name)
     with pytest.raises(ValueError, match="openvino"):
         OpenVinoForward(tiny, 32, "fp16")
+
+
+def test_host_work_runs_on_one_thread_beside_an_exported_network_and_the_setting_is_restored(tiny):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        for backend, during in (("onnx", 1), ("torch", 2)):
+            runner = CorrelaxExplainer(tiny, CorrelaxSettings(window=32, stride=16, n_masks=4),
+                                       run=RunSettings(batch_size=4, channels_last=False, backend=backend)).runner  # fmt: skip
+            seen.clear()
+            runner.stream(8, lambda a, b: (torch.rand(b - a, 3, 32, 32), None),
+                          lambda a, b, probs, feats, extra: seen.append(torch.get_num_threads()))  # fmt: skip
+            assert seen == [during, during], backend
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
