@@ -104,8 +104,9 @@ class BatchRunner:
 
     @contextmanager
     def _host_threads(self) -> Iterator[None]:
-        """With the network outside PyTorch (its own thread pool), PyTorch runs only the engine's host work: small
-        tensors, cheaper on one thread than split over the cores that the network is using. Restored after."""
+        """With the network outside PyTorch (its own thread pool), PyTorch runs only the engine's host work on small
+        tensors: one thread, so that it does not spread over the cores that the network is using. Process-wide
+        (``torch.set_num_threads``) while the stream runs; restored after."""
         previous = torch.get_num_threads()
         if self.exported:
             torch.set_num_threads(1)

@@ -42,8 +42,8 @@ _META = "__entry__"
 
 @dataclass(frozen=True)
 class ImageIdentity:
-    """Which input file an entry belongs to: its path and its bytes, not when it was written (hashing a mammogram
-    costs milliseconds; explaining it, minutes)."""
+    """Which input file an entry belongs to: its path and its bytes, not when it was written (hashing reads the
+    file once more, a small cost beside explaining it)."""
 
     path: str  # resolved absolute path
     size: int
