@@ -160,8 +160,15 @@ def test_fold_models_scored_on_either_crop_protocol(run, tmp_path):
     pooled = json.loads((out / "crossval.json").read_text())
     for scale in ("multi", "window"):
         assert script.main([str(out), "--crop-scale", scale, "--out", str(tmp_path / f"{scale}.json")]) == 0
-    multi, window = (json.loads((tmp_path / f"{s}.json").read_text()) for s in ("multi", "window"))
+    multi, window = (json.loads((tmp_path / f"{s}.json").read_text())["runs"][0] for s in ("multi", "window"))
     assert multi["folds"] == window["folds"] == 2
     assert multi["f1"] == pooled["classifier"]["f1"]  # crossval's own protocol, recomputed from the fold models
+    assert multi["ci95"] == pooled["classifier"]["ci95"]  # the same patients resampled the same way
     assert window["support"] == multi["support"]  # as many crops per box and per normal image ...
     assert window["auc"] != multi["auc"]  # ... but other crops: squares of the window's side
+    # one run against itself: every difference 0 in every resample
+    assert script.main([str(out), str(out), "--crop-scale", "multi", "--resamples", "50", "--out", str(tmp_path / "p.json")]) == 0
+    paired = json.loads((tmp_path / "p.json").read_text())["paired_against_first"][out.name]
+    assert paired.keys() == set(pooled["classifier"]["f1"])
+    for label, metrics in paired.items():
+        assert metrics["f1"] == {"delta": 0.0, "ci95": [0.0, 0.0], "p": 1.0}, label

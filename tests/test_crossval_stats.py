@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from correlax.evaluation.crossval import (
+    FoldCrops,
+    PooledCrops,
     paired_against,
     paired_comparison,
+    paired_crop_scores,
+    patient_resamples,
     pool_classification,
     pool_pointing_game,
     sign_test,
@@ -23,8 +27,8 @@ def test_sign_test_exact_values():
 
 def test_pool_classification_uses_each_folds_threshold():
     labels = ("mass",)
-    fold_a = (np.array([[0.9], [0.4], [0.2]]), np.array([[True], [True], [False]]), {"mass": 0.3})
-    fold_b = (np.array([[0.6], [0.1]]), np.array([[False], [True]]), {"mass": 0.7})
+    fold_a = FoldCrops(np.array([[0.9], [0.4], [0.2]]), np.array([[True], [True], [False]]), {"mass": 0.3})
+    fold_b = FoldCrops(np.array([[0.6], [0.1]]), np.array([[False], [True]]), {"mass": 0.7})
     pooled = pool_classification([fold_a, fold_b], labels)
     # decisions: fold a at 0.3 -> 1, 1, 0; fold b at 0.7 -> 0, 0: tp 2, fp 0, fn 1
     assert pooled["f1"]["mass"] == pytest.approx(2 * 1 * (2 / 3) / (1 + 2 / 3))
@@ -33,7 +37,47 @@ def test_pool_classification_uses_each_folds_threshold():
     # pooled AUC: positives 0.9, 0.4, 0.1 against negatives 0.2, 0.6 -> 3 of 6 pairs ordered
     assert pooled["auc"]["mass"] == pytest.approx(3 / 6)
     assert pooled["support"]["mass"] == 3
-    assert pool_classification([(np.array([[0.5]]), np.array([[False]]), {})], labels)["auc"]["mass"] is None
+    assert pool_classification([FoldCrops(np.array([[0.5]]), np.array([[False]]), {})], labels)["auc"]["mass"] is None
+    assert "ci95" not in pooled  # no patients recorded: no interval
+
+
+def _crops(rng: np.random.Generator, n_patients: int, signal: float) -> FoldCrops:
+    """Four crops per patient, one label; ``signal`` separates the probabilities of positive crops."""
+    patients = np.repeat([f"p{i}" for i in range(n_patients)], 4)
+    targets = rng.random((len(patients), 1)) < 0.4
+    probs = np.clip(0.5 + signal * (targets - 0.5) + rng.normal(0, 0.2, targets.shape), 0, 1)
+    return FoldCrops(probs, targets, {"mass": 0.5}, patients)
+
+
+def test_patient_resamples_draw_whole_patients_paired_across_runs():
+    rng = np.random.default_rng(0)
+    a = PooledCrops.of([_crops(rng, 6, 0.5)], ("mass",))
+    b = PooledCrops.of([_crops(rng, 5, 0.5), _crops(rng, 3, 0.5)], ("mass",))  # p0..p4 and p0..p2 again
+    rows_a, rows_b = patient_resamples([a, b], n_resamples=20, seed=1)
+    for ra, rb in zip(rows_a, rows_b):
+        drawn_a, drawn_b = a.patients[ra], b.patients[rb]
+        assert set(drawn_a) <= {f"p{i}" for i in range(5)}  # p5 is not in run b: never drawn
+        for p in set(drawn_a):  # every crop of a drawn patient, as many times as it was drawn, in both runs
+            times = (drawn_a == p).sum() // (a.patients == p).sum()
+            assert (drawn_a == p).sum() == times * (a.patients == p).sum()
+            assert (drawn_b == p).sum() == times * (b.patients == p).sum()
+    with pytest.raises(ValueError, match="patient ids"):
+        patient_resamples([PooledCrops.of([FoldCrops(a.probs, a.targets, {})], ("mass",))], 5, 0)
+
+
+def test_bootstrap_intervals_and_paired_differences():
+    rng = np.random.default_rng(0)
+    weak, strong = _crops(rng, 40, 0.1), _crops(rng, 40, 0.6)
+    pooled = pool_classification([weak], ("mass",), n_resamples=300)
+    lo, hi = pooled["ci95"]["auc"]["mass"]
+    assert lo < pooled["auc"]["mass"] < hi and pooled["bootstrap"] == {"patients": 40, "resamples": 300}
+    a, b = PooledCrops.of([weak], ("mass",)), PooledCrops.of([strong], ("mass",))
+    better = paired_crop_scores(a, b, ("mass",), n_resamples=300)["mass"]["auc"]
+    assert better["delta"] == pytest.approx(b.scores()[1][0] - a.scores()[1][0])
+    assert better["delta"] > 0 and better["ci95"][0] > 0 and better["p"] < 0.01
+    assert paired_crop_scores(b, a, ("mass",), n_resamples=300)["mass"]["auc"]["ci95"][1] < 0
+    same = paired_crop_scores(a, a, ("mass",), n_resamples=50)["mass"]["auc"]
+    assert same == {"delta": 0.0, "ci95": [0.0, 0.0], "p": 1.0}
 
 
 def _records(method: str, hits: dict[tuple[str, str], bool]) -> list[dict]:

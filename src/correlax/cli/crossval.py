@@ -63,9 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_table(pooled: dict) -> str:
-    """Crop-level F1/AUC and, per method, the pooled reference-protocol Pointing Game and the paired tests."""
+    """Crop-level F1/AUC (with patient-bootstrap intervals where kept) and, per method, the pooled
+    reference-protocol Pointing Game and the paired tests."""
     c = pooled["classifier"]
-    lines = ["out-of-fold crops: " + ", ".join(f"{k} F1 {c['f1'][k]:.3f} AUC {_num(c['auc'][k])}" for k in c["f1"])]
+    ci = c.get("ci95", {})
+
+    def score(metric: str, label: str) -> str:
+        lo_hi = ci.get(metric, {}).get(label)
+        return _num(c[metric][label]) + (f" ({_num(lo_hi[0])}-{_num(lo_hi[1])})" if lo_hi else "")
+
+    lines = ["out-of-fold crops: " + ", ".join(f"{k} F1 {score('f1', k)} AUC {score('auc', k)}" for k in c["f1"])]
     geometry = ", ".join(f"{k} {_num(pooled[k], 1)}" for k in ("window_mm", "stride_mm", "margin_mm"))
     lines.append(f"{geometry}; images per class {json.dumps(pooled['n_images'])}")
     for method, block in pooled["pointing_game"].items():

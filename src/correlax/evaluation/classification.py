@@ -27,14 +27,9 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     n_pos, n_neg = int(t.sum()), int((~t).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    # average ranks over runs of equal scores
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
-    ends = np.r_[starts[1:], len(s)]
-    for a, b in zip(starts, ends):
-        ranks[order[a:b]] = (a + b + 1) / 2  # mean of ranks a+1 .. b
+    _, tie_group, tie_counts = np.unique(s, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(tie_counts)
+    ranks = (last_rank - (tie_counts - 1) / 2)[tie_group]  # average rank of each run of equal scores
     return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

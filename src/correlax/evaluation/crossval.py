@@ -1,4 +1,5 @@
-"""Pooling out-of-fold results: crop-level F1/AUC, Pointing Game with Wilson intervals, paired sign tests.
+"""Pooling out-of-fold results: crop-level F1/AUC with patient-bootstrap intervals, Pointing Game with Wilson
+intervals, paired sign tests.
 
 Pure functions on arrays and outcome records. An outcome record is one (image, class, method) of the
 Pointing Game: ``{"image_id", "label", "method", "reference_hit", "standard_hit", ...}``. Every image is
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,27 +20,111 @@ from correlax.evaluation.pointing_game import PROTOCOLS, Outcome, summarise_outc
 BASELINES = ("center", "gradcam")
 
 
+@dataclass(frozen=True)
+class FoldCrops:
+    """One fold model's scores on its held-out crops."""
+
+    probs: np.ndarray  # (N, L)
+    targets: np.ndarray  # (N, L) bool
+    thresholds: Mapping[str, float]  # the fold model's, chosen on validation
+    patients: np.ndarray | None = None  # (N,) each crop's patient: intervals resample whole patients
+
+
+@dataclass(frozen=True)
+class PooledCrops:
+    """The out-of-fold crops of every fold, each decided by its own fold's model and threshold."""
+
+    probs: np.ndarray  # (N, L)
+    targets: np.ndarray  # (N, L) bool
+    chosen: np.ndarray  # (N, L) bool
+    patients: np.ndarray | None  # (N,), or None when a fold did not record them
+
+    @classmethod
+    def of(cls, folds: Sequence[FoldCrops], labels: Sequence[str]) -> PooledCrops:
+        n = len(labels)
+        probs = [np.asarray(f.probs, float).reshape(-1, n) for f in folds]
+        chosen = [p >= [f.thresholds.get(label, 0.5) for label in labels] for p, f in zip(probs, folds)]
+        targets = np.concatenate([np.asarray(f.targets, bool).reshape(-1, n) for f in folds])
+        known = all(f.patients is not None for f in folds)
+        patients = np.concatenate([np.asarray(f.patients, str) for f in folds]) if known else None
+        return cls(np.concatenate(probs), targets, np.concatenate(chosen), patients)
+
+    def scores(self, rows: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """(F1 at the fold thresholds, ROC-AUC) per label on ``rows``; AUC NaN where a label has one class."""
+        t, c, p = self.targets[rows], self.chosen[rows], self.probs[rows]
+        f1 = np.array([precision_recall_f1(t[:, j], c[:, j])[2] for j in range(t.shape[1])])
+        auc = np.array([roc_auc(t[:, j], p[:, j]) for j in range(t.shape[1])])
+        return f1, auc
+
+
+def patient_resamples(runs: Sequence[PooledCrops], n_resamples: int, seed: int) -> list[list[np.ndarray]]:
+    """Bootstrap row indices, one list per run: each resample draws patients with replacement (crops of a
+    patient are not independent) and takes every crop of each drawn patient in every run, so the runs stay
+    paired. Only patients present in every run are drawn."""
+    if any(r.patients is None for r in runs):
+        raise ValueError("crops without patient ids (written by an earlier version): score the fold models again")
+    common = sorted(set.intersection(*(set(r.patients.tolist()) for r in runs)))
+    if not common:
+        raise ValueError("the runs share no patient")
+    rows = [[np.flatnonzero(r.patients == p) for p in common] for r in runs]
+    rng = np.random.default_rng(seed)
+    resamples: list[list[np.ndarray]] = [[] for _ in runs]
+    for _ in range(n_resamples):
+        drawn = rng.integers(0, len(common), len(common))
+        for out, own in zip(resamples, rows):
+            out.append(np.concatenate([own[i] for i in drawn]))
+    return resamples
+
+
+def _interval(values: np.ndarray) -> list[float | None]:
+    """95 % percentile interval of bootstrap values, resamples where the value is undefined (NaN) left out."""
+    v = values[~np.isnan(values)]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) else [None, None]
+
+
 def pool_classification(
-    folds: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, float]]], labels: Sequence[str]
+    folds: Sequence[FoldCrops], labels: Sequence[str], n_resamples: int = 2000, seed: int = 0
 ) -> dict:
     """Crop-level metrics over the out-of-fold crops of every fold.
 
-    ``folds``: (probabilities (N, L), targets (N, L) bool, the fold model's validation thresholds).
     Each crop is decided by its own fold's model and threshold; F1 is computed on the pooled decisions,
-    ROC-AUC on the pooled probabilities. Also F1 at 0.5 and the support.
+    ROC-AUC on the pooled probabilities. Also F1 at 0.5 and the support. When every fold recorded its crops'
+    patients: ``ci95`` of F1 and AUC per label, a bootstrap over patients (``bootstrap``: how many).
     """
-    probs = np.concatenate([np.asarray(p, float).reshape(-1, len(labels)) for p, _, _ in folds])
-    targets = np.concatenate([np.asarray(t, bool).reshape(-1, len(labels)) for _, t, _ in folds])
-    chosen = np.concatenate(
-        [np.asarray(p, float).reshape(-1, len(labels)) >= [thr.get(label, 0.5) for label in labels] for p, _, thr in folds]
-    )
+    pooled = PooledCrops.of(folds, labels)
+    f1, auc = pooled.scores()
     out: dict = {"f1": {}, "f1_at_0.5": {}, "auc": {}, "support": {}}
     for j, label in enumerate(labels):
-        out["f1"][label] = precision_recall_f1(targets[:, j], chosen[:, j])[2]
-        out["f1_at_0.5"][label] = precision_recall_f1(targets[:, j], probs[:, j] >= 0.5)[2]
-        auc = roc_auc(targets[:, j], probs[:, j])
-        out["auc"][label] = None if np.isnan(auc) else auc
-        out["support"][label] = int(targets[:, j].sum())
+        out["f1"][label] = float(f1[j])
+        out["f1_at_0.5"][label] = precision_recall_f1(pooled.targets[:, j], pooled.probs[:, j] >= 0.5)[2]
+        out["auc"][label] = None if np.isnan(auc[j]) else float(auc[j])
+        out["support"][label] = int(pooled.targets[:, j].sum())
+    if pooled.patients is not None:
+        boot = [pooled.scores(rows) for rows in patient_resamples([pooled], n_resamples, seed)[0]]
+        f1s, aucs = np.array([b[0] for b in boot]), np.array([b[1] for b in boot])
+        out["ci95"] = {name: {label: _interval(values[:, j]) for j, label in enumerate(labels)}
+                       for name, values in (("f1", f1s), ("auc", aucs))}  # fmt: skip
+        out["bootstrap"] = {"patients": len(set(pooled.patients.tolist())), "resamples": n_resamples}
+    return out
+
+
+def paired_crop_scores(
+    a: PooledCrops, b: PooledCrops, labels: Sequence[str], n_resamples: int = 2000, seed: int = 0
+) -> dict:
+    """Run b against run a, per label: the difference of F1 and of AUC (b − a), its 95 % bootstrap interval and
+    a two-sided bootstrap p (twice the share of resamples on the far side of 0), resampling the patients both
+    runs scored. The runs' crops need not be the same crops (another resolution, another protocol)."""
+    rows_a, rows_b = patient_resamples([a, b], n_resamples, seed)
+    diffs = np.array([np.subtract(b.scores(rb), a.scores(ra)) for ra, rb in zip(rows_a, rows_b)])  # (R, 2, L)
+    observed = np.subtract(b.scores(), a.scores())
+    out: dict = {}
+    for j, label in enumerate(labels):
+        out[label] = {}
+        for m, metric in enumerate(("f1", "auc")):
+            values = diffs[:, m, j][~np.isnan(diffs[:, m, j])]
+            p = float(min(1.0, 2 * min((values <= 0).mean(), (values >= 0).mean()))) if len(values) else None
+            out[label][metric] = {"delta": None if np.isnan(observed[m, j]) else float(observed[m, j]),
+                                  "ci95": _interval(diffs[:, m, j]), "p": p}  # fmt: skip
     return out
 
 

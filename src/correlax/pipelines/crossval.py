@@ -26,7 +26,7 @@ import torch
 from correlax.crops import CropSettings
 from correlax.data.records import Manifest
 from correlax.data.split import kfold_splits
-from correlax.evaluation.crossval import paired_against, pool_classification, pool_pointing_game
+from correlax.evaluation.crossval import FoldCrops, paired_against, pool_classification, pool_pointing_game
 from correlax.explain import CorrelaxSettings
 from correlax.explain.settings import RunSettings
 from correlax.fileio import atomic_write_bytes, write_json
@@ -81,7 +81,9 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     crops = dataclasses.replace(CropSettings(**config.train.crops), normal_crops_per_boxed_image=0)
     pred = crop_predictions(model_path, fold_manifest, test, cache, crops, EVAL_SEED)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets)
+    patient_of = {r.image_id: r.patient_id for r in test}
+    patients = np.array([str(patient_of[i]) for i in pred.image_ids], dtype=str)
+    np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets, patients=patients)
     atomic_write_bytes(fold_dir / "crops.npz", buffer.getvalue())
     say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -137,7 +139,8 @@ def pool_folds(config: CrossvalConfig, folds: Sequence[dict], wall_s: float) -> 
     crops = []
     for f in folds:
         with np.load(config.out / f"fold{f['fold']}" / "crops.npz") as z:
-            crops.append((z["probs"], z["targets"], f["thresholds"]))
+            patients = z["patients"] if "patients" in z.files else None  # folds made before patients were kept
+            crops.append(FoldCrops(z["probs"], z["targets"], f["thresholds"], patients))
     records = [r for f in folds for r in f["outcomes"]]
     pointing = pool_pointing_game(records, labels)
     margin_px = config.settings.stride if config.margin_px is None else config.margin_px

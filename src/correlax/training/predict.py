@@ -39,6 +39,7 @@ class CropPredictions:
     labels: tuple[str, ...]
     thresholds: dict[str, float]  # chosen on validation when the model was trained
     failures: list[dict]  # {"path", "reason"} of unreadable images
+    image_ids: tuple[str, ...] = ()  # (N,) the image each crop was cut from
 
 
 def crop_predictions(
@@ -57,7 +58,8 @@ def crop_predictions(
     dataset = CropDataset(manifest, records, info.labels, cache, info.input_size, crop_settings, seed)
     probs, targets = predict(model, dataset, batch_size)
     failures = [{"path": p, "reason": r} for p, r in dataset.failures]
-    return CropPredictions(probs, targets, tuple(info.labels), dict(info.thresholds or {}), failures)
+    image_ids = tuple(str(c.image_id) for c in dataset.crops)
+    return CropPredictions(probs, targets, tuple(info.labels), dict(info.thresholds or {}), failures, image_ids)
 
 
 def evaluate_checkpoint(
