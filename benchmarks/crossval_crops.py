@@ -18,8 +18,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-
 from correlax.crops import CropSettings
 from correlax.data.records import Manifest
 from correlax.evaluation.crossval import FoldCrops, PooledCrops, paired_crop_scores, pool_classification
@@ -39,9 +37,7 @@ def fold_crops(run: Path, scale: str) -> tuple[list[FoldCrops], tuple[str, ...]]
         test = manifest.split("test")
         pred = crop_predictions(fold.parent / "model" / "model.safetensors", manifest, test,
                                 config.get("cache_dir") or run / "cache", CropSettings(**crops), EVAL_SEED)  # fmt: skip
-        patient_of = {r.image_id: str(r.patient_id) for r in test}
-        patients = np.array([patient_of[i] for i in pred.image_ids], dtype=str)
-        folds.append(FoldCrops(pred.probs, pred.targets, pred.thresholds, patients))
+        folds.append(FoldCrops(pred.probs, pred.targets, pred.thresholds, pred.patients(test)))
         labels = pred.labels
     if not folds:
         raise SystemExit(f"{run}: no finished fold (fold*/fold.json)")

@@ -81,9 +81,7 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     crops = dataclasses.replace(CropSettings(**config.train.crops), normal_crops_per_boxed_image=0)
     pred = crop_predictions(model_path, fold_manifest, test, cache, crops, EVAL_SEED)
     buffer = io.BytesIO()
-    patient_of = {r.image_id: r.patient_id for r in test}
-    patients = np.array([str(patient_of[i]) for i in pred.image_ids], dtype=str)
-    np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets, patients=patients)
+    np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets, patients=pred.patients(test))
     atomic_write_bytes(fold_dir / "crops.npz", buffer.getvalue())
     say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")

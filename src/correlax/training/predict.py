@@ -41,6 +41,11 @@ class CropPredictions:
     failures: list[dict]  # {"path", "reason"} of unreadable images
     image_ids: tuple[str, ...] = ()  # (N,) the image each crop was cut from
 
+    def patients(self, records: list[ImageRecord]) -> np.ndarray:
+        """(N,) the patient of each crop, looked up in ``records`` (those the crops were cut from)."""
+        patient_of = {r.image_id: str(r.patient_id) for r in records}
+        return np.array([patient_of[i] for i in self.image_ids], dtype=str)
+
 
 def crop_predictions(
     model_path: str | Path,
