@@ -116,7 +116,8 @@ def paired_crop_scores(
     runs scored. The runs' crops need not be the same crops (another resolution, another protocol)."""
     rows_a, rows_b = patient_resamples([a, b], n_resamples, seed)
     diffs = np.array([np.subtract(b.scores(rb), a.scores(ra)) for ra, rb in zip(rows_a, rows_b)])  # (R, 2, L)
-    observed = np.subtract(b.scores(), a.scores())
+    shared = np.intersect1d(a.patients, b.patients)  # the observed difference on the patients resampled
+    observed = np.subtract(b.scores(np.isin(b.patients, shared)), a.scores(np.isin(a.patients, shared)))
     out: dict = {}
     for j, label in enumerate(labels):
         out[label] = {}
