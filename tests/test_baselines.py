@@ -78,6 +78,24 @@ def test_gradcam_peaks_on_the_planted_blob():
     assert not maps[:, outside].any()  # zero outside the breast box
 
 
+def test_gradcam_equals_pytorch_grad_cam_on_the_whole_graph():
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = BlobModel()
+    explainer = GradCamExplainer(model, window=32, stride=8)
+    windows = torch.rand(5, 3, 32, 32) * 0.6 + 0.3
+    maps = explainer.window_maps(windows)
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again
+    with torch.no_grad():
+        probs = torch.sigmoid(model(windows).logits)
+    with GradCAM(model=explainer.net, target_layers=[model.mix]) as cam:  # the library on the full graph
+        for c in range(2):
+            plain = torch.from_numpy(cam(input_tensor=windows, targets=[ClassifierOutputTarget(c)] * 5))
+            torch.testing.assert_close(maps[:, c], plain * probs[:, c, None, None])
+    assert maps[:, 1].amax() > 0.1
+
+
 def test_occlusion_peaks_on_the_planted_blob():
     explainer = OcclusionExplainer(BlobModel(), window=32, patch=8, patch_stride=4)
     assert explainer.stride == 16

@@ -18,6 +18,8 @@ scale, so the Pointing Game scores them without a threshold (the thresholds belo
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -85,7 +87,14 @@ class _WindowedExplainer(MapExplainer):
 
 
 class GradCamExplainer(_WindowedExplainer):
-    """Grad-CAM per window and class, weighted by the window's probability, stitched over the grid."""
+    """Grad-CAM per window and class, weighted by the window's probability, stitched over the grid.
+
+    Grad-CAM needs the gradient of a logit at the target layer only, so the network runs with its
+    weights frozen and the target layer's output cut from the graph above it: the forward records the
+    head alone and each class's backward stops at the target layer. The maps are those of
+    pytorch-grad-cam on the unfrozen network (same activations, same gradients), at about a fifth of
+    the cost on a CPU.
+    """
 
     name = "gradcam"
 
@@ -98,14 +107,30 @@ class GradCamExplainer(_WindowedExplainer):
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        with torch.no_grad():
-            probs = torch.sigmoid(self.net(windows)).cpu()
         maps = torch.empty(len(windows), len(self.labels), self.window, self.window)
-        with GradCAM(model=self.net, target_layers=[self.target_layer]) as cam:
+        with head_only_graph(self.net, self.target_layer), GradCAM(model=self.net, target_layers=[self.target_layer]) as cam:
             for c in range(len(self.labels)):
                 grayscale = cam(input_tensor=windows, targets=[ClassifierOutputTarget(c)] * len(windows))
+                probs = torch.sigmoid(cam.outputs.detach().float()).cpu()  # the logits of this very forward
                 maps[:, c] = torch.from_numpy(grayscale) * probs[:, c, None, None]
         return maps
+
+
+@contextmanager
+def head_only_graph(net: nn.Module, layer: nn.Module) -> Iterator[None]:
+    """Within the block, ``net``'s weights take no gradient and ``layer``'s output is a fresh leaf that does:
+    autograd records only what follows ``layer``. Registered before pytorch-grad-cam's hooks, so those see the
+    leaf."""
+    frozen = [p for p in net.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    handle = layer.register_forward_hook(lambda module, args, output: output.detach().requires_grad_(True))
+    try:
+        yield
+    finally:
+        handle.remove()
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 class OcclusionExplainer(_WindowedExplainer):
