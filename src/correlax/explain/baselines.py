@@ -115,7 +115,7 @@ class GradCamExplainer(_WindowedExplainer):
             probs = torch.sigmoid(logits.detach().float()).cpu()
             for c in range(len(self.labels)):
                 recorded.gradients = []
-                logits[:, c].sum().backward(retain_graph=True)
+                logits[:, c].sum().backward(retain_graph=c < len(self.labels) - 1)
                 targets = [ClassifierOutputTarget(c)] * len(windows)
                 grayscale = cam.aggregate_multi_layers(cam.compute_cam_per_layer(windows, targets, eigen_smooth=False))
                 maps[:, c] = torch.from_numpy(grayscale) * probs[:, c, None, None]
