@@ -99,6 +99,23 @@ def test_film_targets_with_onnx_reference_and_coarse_to_fine(bench, mias_root, t
     assert met["some_fast_mode_meets_all"] == any(all(met[m].values()) for m in ("cli-fast", "c2f-fast-onnx"))
 
 
+def test_prediction_only_mode_is_scored_on_its_one_map(bench, mias_root, tmp_path):
+    pytest.importorskip("openvino")
+    out = tmp_path / "film.json"
+    assert bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625", "--modes",
+                       "prediction-only-openvino-bf16", "--bare-seconds", "0.1", "--targets", "film", "--out", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    alone, exact = report["summary"]["prediction-only-openvino-bf16"], report["summary"]["exact-fp32"]
+    assert report["modes"]["prediction-only-openvino-bf16"]["n_masks"] == 0
+    assert alone["passes_per_image_mean"] * 9 == exact["passes_per_image_mean"]  # one pass per window instead of 1 + 8
+    assert alone["windows_run_fraction"] == 1 and alone["corr_pred_map_r_mean"] is None
+    assert alone["prediction_map_r_mean"] > 0.95  # bf16 against fp32, the same windows
+    met = report["targets_met"]
+    assert met["prediction-only-openvino-bf16"]["map_r"] == (alone["prediction_map_r_mean"] >= 0.95)
+    assert met["some_fast_mode_meets_all"] is False  # a mode without a correlation map never counts for it
+    assert met["prediction_only_mode_meets_all"] == all(met["prediction-only-openvino-bf16"].values())
+
+
 def test_cpu_backends_side_by_side(tmp_path):
     pytest.importorskip("onnxruntime")
     torch.manual_seed(0)

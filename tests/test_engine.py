@@ -371,3 +371,38 @@ def test_centred_relax_leaves_out_the_padding():
     py, px = np.unravel_index(np.argmax(result.relax), (h, w))
     assert abs(py - 50) > 16 or abs(px - 70) > 16, (py, px)  # what the centring fixes
     assert result.relax_uncertainty.min() >= 0 and result.relax_uncertainty.max() > 0
+
+
+@pytest.mark.parametrize("coarse", [None, 32])
+def test_without_masks_the_prediction_map_is_the_exact_one(coarse):
+    """n_masks = 0: one unmasked pass per window, the same prediction map as with masks, and no other map."""
+    model = TinyNet().eval()
+    image = _image(64, 80)
+    box = (0, 0, 80, 64)
+    exact = CorrelaxExplainer(model, CorrelaxSettings(window=32, stride=8, n_masks=16), run=RunSettings(batch_size=64))
+    alone = CorrelaxExplainer(model, CorrelaxSettings(window=32, stride=8, n_masks=0), run=RunSettings(batch_size=64))
+    with_masks, without = exact.explain(image, box), alone.explain(image, box)
+    np.testing.assert_allclose(without.prediction, with_masks.prediction, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(without.window_prediction, with_masks.window_prediction, atol=1e-6, rtol=0)
+    assert without.passes == with_masks.window_prediction[0].size == with_masks.passes // 17
+    assert without.corr_pred is None and without.relax is None and (without.window_masks == 0).all()
+    assert alone.methods == ("correlax-prediction",)
+    assert set(alone.attribute(image, box)) == {"correlax-prediction"}
+    assert set(alone.maps_of(alone.entry(image, box))) == {"correlax-prediction"}
+    if coarse:  # coarse-to-fine without masks: the prediction's threshold alone picks the windows to refine
+        c2f = CorrelaxExplainer(model, CorrelaxSettings(window=32, stride=8, n_masks=0, coarse_stride=coarse,
+                                                        refine_prediction=0.5), run=RunSettings(batch_size=64))  # fmt: skip
+        result = c2f.explain(image, box)
+        assert result.passes < without.passes
+        assert np.corrcoef(result.prediction.ravel(), without.prediction.ravel())[0, 1] > 0.9
+
+
+def test_masks_maps_cannot_be_asked_for_without_masks():
+    from correlax.explain.registry import create_explainers
+
+    settings = CorrelaxSettings(window=16, stride=8, n_masks=0)
+    assert [e.methods for e in create_explainers(["correlax-prediction"], TinyNet(), settings)] == [("correlax-prediction",)]
+    with pytest.raises(ValueError, match=r"\['correlax-correlation'\] need masks"):
+        create_explainers(["correlax-prediction", "correlax-correlation"], TinyNet(), settings)
+    with pytest.raises(ValueError, match="n_masks must be 0"):
+        CorrelaxSettings(n_masks=1)

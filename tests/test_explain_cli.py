@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -206,3 +207,22 @@ def test_the_next_image_is_read_while_one_is_explained(setup, tmp_path):
     for i in range(3):
         a, b = np.load(tmp_path / "ahead" / f"img{i}.npz"), np.load(tmp_path / "plain" / f"img{i}.npz")
         np.testing.assert_array_equal(a["prediction"], b["prediction"])
+
+
+def test_without_masks_the_outputs_hold_the_prediction_map_alone(setup, tmp_path):
+    """``--masks 0``: one pass per window; the store entry, peaks, overlays and viewer have the prediction map only."""
+    _, ckpt, images = setup
+    out = tmp_path / "out"
+    fast = [*FAST[:4], "--masks", "0", *FAST[6:]]
+    assert main(["explain", "--model", str(ckpt), "--out", str(out), str(images / "img0.png"), *fast]) == 0
+    z = np.load(out / "img0.npz")
+    assert z["prediction"].shape == (3, 72, 60) and "corr_pred" not in z.files and "relax" not in z.files
+    assert (z["window_masks"] == 0).all()
+    assert set(json.loads((out / "img0.json").read_text())["peaks"]) == {"prediction"}
+    for label in LABELS[:3]:
+        assert cv2.imread(str(out / f"img0_{label}.png")) is not None
+    assert main(["view", str(out)]) == 0
+    viewer = re.search(r"window\.CORRELAX_VIEWER = (\{.*?\});</script>", (out / "index.html").read_text())
+    (image,) = json.loads(viewer.group(1))["images"]
+    assert sorted(o["label"] for o in image["overlays"]) == sorted(LABELS[:3])
+    assert {o["method"] for o in image["overlays"]} == {p["method"] for p in image["peaks"]} == {"correlax-prediction"}

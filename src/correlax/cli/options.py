@@ -24,7 +24,8 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
     step = g.add_mutually_exclusive_group()
     step.add_argument("--stride", type=int, help=f"window stride in pixels (default: window / {WINDOW_PER_STRIDE})")
     step.add_argument("--stride-mm", type=float, help="window stride in mm, at the model's pixel spacing")
-    g.add_argument("--masks", type=int, default=1280, help="random masks per window (default: %(default)s)")
+    g.add_argument("--masks", type=int, default=1280,
+                   help="random masks per window; 0: the prediction map alone, one pass per window (default: %(default)s)")  # fmt: skip
     g.add_argument("--grid", type=int, default=8, help="mask grid cells per side (default: %(default)s)")
     g.add_argument("--keep-prob", type=float, default=0.5, help="probability that a cell is kept (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0)

@@ -39,7 +39,7 @@ class WindowStats:
 def mask_rounds(settings: CorrelaxSettings) -> list[tuple[int, int]]:
     """Mask index ranges run one after the other: all at once, or rounds when a stopping rule is on."""
     k, r = settings.n_masks, settings.mask_round if settings.se_tol > 0 else settings.n_masks
-    return [(k0, min(k, k0 + r)) for k0 in range(0, k, r)]
+    return [(k0, min(k, k0 + r)) for k0 in range(0, k, r)] if k else []  # no masks: the unmasked passes alone
 
 
 @dataclass(frozen=True)

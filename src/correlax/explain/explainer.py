@@ -13,7 +13,7 @@ from torch import nn
 from correlax.explain.base import MapExplainer
 from correlax.preprocess import breast_mask
 from correlax.explain.engine import WindowJob, WindowStats, window_statistics
-from correlax.explain.registry import CORRELAX_METHODS
+from correlax.explain.registry import CORRELAX_METHODS, PREDICTION_ONLY_METHODS
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
 from correlax.explain.forward import BatchRunner
@@ -31,33 +31,36 @@ from correlax.explain.windows import (
 
 @dataclass
 class CorrelaxResult:
-    """Per-window statistics on the (gh, gw) window grid and the whole-image maps (float32, (H, W) grid)."""
+    """Per-window statistics on the (gh, gw) window grid and the whole-image maps (float32, (H, W) grid).
+    Without masks (``settings.prediction_only``) only the prediction fields are filled; the others are None."""
 
     labels: tuple[str, ...]
     settings: CorrelaxSettings
     breast_box: PixelBox
     # window grid
     window_prediction: np.ndarray  # (L, gh, gw)
-    window_corr_pred: np.ndarray  # (L, gh, gw)
-    window_corr_dist: np.ndarray  # (gh, gw)
     window_tissue: np.ndarray  # (gh, gw) fraction of breast pixels
     window_masks: np.ndarray  # (gh, gw) masks run (0: skipped)
-    window_mean_dist: np.ndarray  # (gh, gw) mean d_k over the window's masks
-    # finer-map cell sums, per window: Σ d_k g_k, Σ (d_k − 1)² g_k, Σ P_k,c g_k, Σ g_k
-    cell_relax_sum: np.ndarray  # (gh, gw, g, g)
-    cell_relax_sq_sum: np.ndarray  # (gh, gw, g, g)
-    cell_rise_sum: np.ndarray  # (L, gh, gw, g, g)
-    cell_mask_sum: np.ndarray  # (gh, gw, g, g)
     # whole-image maps
     prediction: np.ndarray  # (L, H, W)
-    corr_pred: np.ndarray  # (L, H, W)
-    corr_dist: np.ndarray  # (H, W)
-    relax: np.ndarray  # (H, W)
-    relax_centred: np.ndarray  # (H, W) relax less each window's mean d: Σ (d_k − d̄) m_k / Σ m_k
-    relax_uncertainty: np.ndarray  # (H, W) RELAX's uncertainty: Σ (d_k − relax)² m_k / Σ m_k, per window
-    rise: np.ndarray  # (L, H, W)
-    passes: int  # forward passes run (unmasked + masked)
-    seconds: float
+    passes: int = 0  # forward passes run (unmasked + masked)
+    seconds: float = 0.0
+    # what the masks give: window grid
+    window_corr_pred: np.ndarray | None = None  # (L, gh, gw)
+    window_corr_dist: np.ndarray | None = None  # (gh, gw)
+    window_mean_dist: np.ndarray | None = None  # (gh, gw) mean d_k over the window's masks
+    # finer-map cell sums, per window: Σ d_k g_k, Σ (d_k − 1)² g_k, Σ P_k,c g_k, Σ g_k
+    cell_relax_sum: np.ndarray | None = None  # (gh, gw, g, g)
+    cell_relax_sq_sum: np.ndarray | None = None  # (gh, gw, g, g)
+    cell_rise_sum: np.ndarray | None = None  # (L, gh, gw, g, g)
+    cell_mask_sum: np.ndarray | None = None  # (gh, gw, g, g)
+    # what the masks give: whole-image maps
+    corr_pred: np.ndarray | None = None  # (L, H, W)
+    corr_dist: np.ndarray | None = None  # (H, W)
+    relax: np.ndarray | None = None  # (H, W)
+    relax_centred: np.ndarray | None = None  # (H, W) relax less each window's mean d: Σ (d_k − d̄) m_k / Σ m_k
+    relax_uncertainty: np.ndarray | None = None  # (H, W) RELAX's uncertainty: Σ (d_k − relax)² m_k / Σ m_k, per window
+    rise: np.ndarray | None = None  # (L, H, W)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array field by name (for saving)."""
@@ -96,6 +99,7 @@ class CorrelaxExplainer(MapExplainer):
         if mask_bank is not None and tuple(mask_bank.shape) != (s.n_masks, s.grid, s.grid):
             raise ValueError(f"mask_bank must have shape {(s.n_masks, s.grid, s.grid)}, got {tuple(mask_bank.shape)}")
         self.labels = tuple(model.labels)
+        self.methods = PREDICTION_ONLY_METHODS if s.prediction_only else CORRELAX_METHODS
         self.mask_bank = mask_bank
         self.run = run or RunSettings()
         self.runner = BatchRunner(model, s, self.run)
@@ -159,9 +163,13 @@ class CorrelaxExplainer(MapExplainer):
 
         get = (lambda name: getattr(stats, name)) if stats is not None else (lambda name: None)
         pred = scatter(get("prediction"), n_labels).permute(2, 0, 1)
+        h, w = hw
+        plain = dict(labels=self.labels, settings=self.settings, breast_box=grid.box, window_prediction=_numpy(pred),
+                     window_tissue=_numpy(frac), window_masks=scatter(get("n_masks")).cpu().numpy().astype(np.int32))  # fmt: skip
+        if self.settings.prediction_only:
+            return CorrelaxResult(**plain, prediction=_numpy(place(smooth_grid(pred, grid), grid.box, h, w)))
         corr_pred = scatter(get("corr_pred"), n_labels).permute(2, 0, 1)
         corr_dist = scatter(get("corr_dist"))
-        n_masks = scatter(get("n_masks"))
         relax_sum = scatter(get("relax_sum"), g, g)
         relax_sq_sum = scatter(get("relax_sq_sum"), g, g)
         mean_dist = scatter(get("mean_dist"))
@@ -172,32 +180,24 @@ class CorrelaxExplainer(MapExplainer):
         centred, centred_sq = centred_relax_sums(relax_sum, relax_sq_sum, mask_sum, mean_dist)
         finer = overlap_average(torch.cat([relax_sum[:, :, None], centred[:, :, None], rise_sum], dim=2), mask_sum, grid)
         spread = overlap_average(torch.stack([centred, centred_sq], dim=2), mask_sum, grid, weighted_variance)
-        h, w = hw
         maps = place(torch.cat([smoothed, finer, spread]), grid.box, h, w)
         L = n_labels
         return CorrelaxResult(
-            labels=self.labels,
-            settings=self.settings,
-            breast_box=grid.box,
-            window_prediction=_numpy(pred),
+            **plain,
+            prediction=_numpy(maps[:L]),
             window_corr_pred=_numpy(corr_pred),
             window_corr_dist=_numpy(corr_dist),
-            window_tissue=_numpy(frac),
-            window_masks=n_masks.cpu().numpy().astype(np.int32),
             window_mean_dist=_numpy(mean_dist),
             cell_relax_sum=_numpy(relax_sum),
             cell_relax_sq_sum=_numpy(relax_sq_sum),
             cell_rise_sum=_numpy(rise_sum.permute(2, 0, 1, 3, 4)),
             cell_mask_sum=_numpy(mask_sum),
-            prediction=_numpy(maps[:L]),
             corr_pred=_numpy(maps[L : 2 * L]),
             corr_dist=_numpy(maps[2 * L]),
             relax=_numpy(maps[2 * L + 1]),
             relax_centred=_numpy(maps[2 * L + 2]),
             rise=_numpy(maps[2 * L + 3 : 3 * L + 3]),
             relax_uncertainty=_numpy(maps[3 * L + 3]),
-            passes=0,
-            seconds=0.0,
         )
 
     def settings_key(self) -> dict:
@@ -205,7 +205,7 @@ class CorrelaxExplainer(MapExplainer):
 
     def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
-        return method_maps(self.explain(image, breast_box).arrays())
+        return method_maps(self.explain(image, breast_box).arrays())  # only the methods of self.methods
 
     def entry(
         self, image: torch.Tensor, breast_box: PixelBox | None = None, progress: Callable[[int, int], None] | None = None
@@ -243,8 +243,11 @@ def weighted_prediction(prediction: np.ndarray, corr_pred: np.ndarray) -> np.nda
 
 
 def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a stored entry)."""
+    """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a stored entry;
+    one made without masks has the prediction map alone)."""
     prediction = arrays["prediction"]
+    if "corr_pred" not in arrays:
+        return {"correlax-prediction": prediction}
 
     def per_class(name: str) -> np.ndarray:  # a class-agnostic map, the same for every class
         return np.broadcast_to(arrays[name], prediction.shape).copy()

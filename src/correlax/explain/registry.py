@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the registry itself stays light: listing methods (CLI help)
 
 CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "relax", "relax-centred",
                     "relax-uncertainty", "rise")  # fmt: skip
+PREDICTION_ONLY_METHODS = ("correlax-prediction",)  # what CorRELAX gives without masks (n_masks = 0)
 
 Factory = Callable[["nn.Module", "CorrelaxSettings", int, "RunSettings | None"], "Explainer"]
 _REGISTRY: dict[str, tuple[tuple[str, ...], Factory]] = {}
@@ -41,11 +42,16 @@ def list_methods() -> tuple[str, ...]:
 def create_explainers(
     methods: Sequence[str], model: nn.Module, settings: CorrelaxSettings, seed: int = 0, run: RunSettings | None = None
 ) -> list[Explainer]:
-    """The explainers that produce ``methods`` (each built once, whatever share of its methods is asked for)."""
+    """The explainers that produce ``methods`` (each built once, whatever share of its methods is asked for).
+    Raises ValueError for a method no explainer gives with these settings (the masks' maps with ``n_masks`` = 0)."""
     unknown = set(methods) - set(list_methods())
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(list_methods())}")
-    return [factory(model, settings, seed, run) for produced, factory in _REGISTRY.values() if set(produced) & set(methods)]
+    built = [factory(model, settings, seed, run) for produced, factory in _REGISTRY.values() if set(produced) & set(methods)]
+    missing = set(methods) - {m for explainer in built for m in explainer.methods}
+    if missing:  # CorRELAX without masks gives its prediction map alone
+        raise ValueError(f"methods {sorted(missing)} need masks; with 0 masks CorRELAX gives {', '.join(PREDICTION_ONLY_METHODS)}")
+    return built
 
 
 @register_explainer("correlax", CORRELAX_METHODS)

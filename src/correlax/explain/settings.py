@@ -20,7 +20,8 @@ class CorrelaxSettings(DictSettings):
     ``min_tissue`` skips windows whose fraction of breast pixels is below it (their statistics
     are 0, like background), ``se_tol`` draws masks in rounds of ``mask_round`` and stops a
     window once the standard error of all its correlations is below it, and a larger
-    ``stride`` cuts fewer windows (the smoothing kernel follows W/S).
+    ``stride`` cuts fewer windows (the smoothing kernel follows W/S). ``n_masks`` = 0 runs only the
+    unmasked pass of each window: the prediction map alone, exactly as with masks, at 1/(K + 1) of the passes.
     """
 
     window: int = 256
@@ -50,8 +51,8 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"window must be a positive even number of pixels, got {self.window}")
         if not 0 < self.stride <= self.window // 2:
             raise ValueError(f"stride must be in 1..window/2={self.window // 2}, got {self.stride}")
-        if self.n_masks < 2:
-            raise ValueError(f"n_masks must be at least 2 for a correlation, got {self.n_masks}")
+        if self.n_masks < 0 or self.n_masks == 1:
+            raise ValueError(f"n_masks must be 0 (the prediction map alone) or at least 2 (a correlation), got {self.n_masks}")
         if self.grid < 1 or not 0 < self.keep_prob < 1:
             raise ValueError(f"need grid >= 1 and 0 < keep_prob < 1, got {self.grid}, {self.keep_prob}")
         if self.precision not in PRECISIONS:
@@ -62,6 +63,11 @@ class CorrelaxSettings(DictSettings):
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
         if self.coarse_stride is not None and (self.coarse_stride <= self.stride or self.coarse_stride % self.stride):
             raise ValueError(f"coarse_stride must be a multiple of stride={self.stride} above it, got {self.coarse_stride}")
+
+    @property
+    def prediction_only(self) -> bool:
+        """No masks: the prediction map is all there is (no correlation, RELAX or RISE maps)."""
+        return self.n_masks == 0
 
     def replace(self, **changes) -> CorrelaxSettings:
         return replace(self, **changes)

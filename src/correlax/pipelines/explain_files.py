@@ -91,9 +91,8 @@ def peaks(maps: dict[str, np.ndarray], labels: Sequence[str], breast_box, prepar
         sx, sy = prepared.to_stored(x, y)
         return {"x": x, "y": y, "value": value, "source_x": sx, "source_y": sy}
 
-    out: dict = {name: {label: peak(maps[name][c]) for c, label in enumerate(labels)} for name in PEAK_MAPS}
-    out["corr_dist"] = peak(maps["corr_dist"])
-    out["relax"] = peak(maps["relax"])
+    out: dict = {name: {label: peak(maps[name][c]) for c, label in enumerate(labels)} for name in PEAK_MAPS if name in maps}
+    out.update({name: peak(maps[name]) for name in ("corr_dist", "relax") if name in maps})  # without masks: none
     return out
 
 
@@ -117,7 +116,8 @@ def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_p
     link_or_copy(entry_path, out_dir / f"{name}.npz")
     grey = prepared.image[..., 0]
     for c, label in enumerate(labels):
-        png = overlay_png(grey, entry["prediction"][c], entry["corr_pred"][c], label, source.name)
+        correlation = entry["corr_pred"][c] if "corr_pred" in entry else None  # an entry made without masks has none
+        png = overlay_png(grey, entry["prediction"][c], correlation, label, source.name)
         atomic_write_bytes(out_dir / f"{name}_{label}.png", png)
     sy, sx = prepared.spacing or (None, None)
     summary = {
@@ -148,7 +148,7 @@ def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepar
         return
     labels = [str(v) for v in entry["labels"]]
     probabilities = {label: float(np.nanmax(entry["window_prediction"][c])) for c, label in enumerate(labels)}
-    write_dicom_outputs(source, {k: entry[k] for k in ("prediction", "corr_pred")}, labels, probabilities,
+    write_dicom_outputs(source, {k: entry[k] for k in ("prediction", "corr_pred") if k in entry}, labels, probabilities,
                         peaks(entry, labels, entry["breast_box"], prepared), prepared.geometry, out_dir, name)  # fmt: skip
 
 

@@ -49,6 +49,8 @@ def read_explain_output(summary_path: Path) -> ExplainOutput:
             maps = method_maps({k: data[k] for k in data.files})
         peaks: dict[str, dict] = {}
         for name, method in PEAK_METHODS.items():
+            if method not in maps:  # an output made without masks: the prediction map alone
+                continue
             found = summary["peaks"][name]
             per_label = {label: found for label in labels} if "x" in found else found  # relax: one map for all
             peaks[method] = {label: (p["x"], p["y"], p["value"]) for label, p in per_label.items()}

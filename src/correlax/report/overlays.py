@@ -8,11 +8,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def overlay_png(grey: np.ndarray, prediction: np.ndarray, correlation: np.ndarray, label: str, title: str) -> bytes:
-    """One class's prediction and correlation maps over the image, side by side, each with a colour bar."""
-    fig = Figure(figsize=(10, 5.5), layout="constrained")
-    axes = fig.subplots(1, 2)
-    panels = ((prediction, "prediction", "inferno", (0, 1)), (correlation, "correlation", "RdBu_r", (-1, 1)))
+def overlay_png(grey: np.ndarray, prediction: np.ndarray, correlation: np.ndarray | None, label: str, title: str) -> bytes:
+    """One class's prediction and correlation maps over the image, side by side, each with a colour bar (the
+    prediction map alone when there is no correlation map: CorRELAX run without masks)."""
+    panels = [(prediction, "prediction", "inferno", (0, 1))]
+    if correlation is not None:
+        panels.append((correlation, "correlation", "RdBu_r", (-1, 1)))
+    fig = Figure(figsize=(5 * len(panels), 5.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (heat, name, cmap, (lo, hi)) in zip(axes, panels):
         ax.imshow(grey, cmap="gray")
         im = ax.imshow(heat, cmap=cmap, vmin=lo, vmax=hi, alpha=0.45)
