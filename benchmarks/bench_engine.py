@@ -81,8 +81,8 @@ TARGETS = {
 }
 EXACT_FAST = ("exact-bf16-compile", "exact-bf16")  # the exact modes that count for the target, best first
 FAST_MODES = ("tissue", "masks-se", "stride-x2", "fast", "fast-same-stride", "cli-fast", "cli-fast-onnx", "c2f-fast",
-              "c2f-fast-onnx", "exact-openvino-bf16", "c2f-fast-openvino-bf16", "prediction-only-openvino-bf16")  # fmt: skip
-PREDICTION_ONLY_MODES = ("prediction-only-openvino-bf16",)  # no masks: no correlation map, only the prediction map's r counts
+              "c2f-fast-onnx", "exact-openvino-bf16", "c2f-fast-openvino-bf16", "prediction-only", "prediction-only-openvino-bf16")  # fmt: skip
+PREDICTION_ONLY_MODES = ("prediction-only", "prediction-only-openvino-bf16")  # no masks: no correlation map, only the prediction map's r counts
 OPT_IN_MODES = ("exact-bf16-compile", "exact-onnx", "exact-fp32-torch", "cli-fast", "cli-fast-onnx", "c2f-fast", "c2f-fast-onnx",
                 "exact-openvino-bf16", "c2f-fast-openvino-bf16", "exact-other-masks", *PREDICTION_ONLY_MODES)  # fmt: skip
 # --targets film (CPU, mini-MIAS film) and fullsize (GPU, full-field image): seconds per image, agreement, engine rate
@@ -356,6 +356,7 @@ def modes(base: CorrelaxSettings, run: RunSettings, args) -> dict[str, tuple[Cor
         "exact-openvino-bf16": lambda: (base.replace(precision="bf16"), openvino),
         "c2f-fast-openvino-bf16": lambda: (base.replace(precision="bf16", **masks, **tissue, **coarse), openvino),
         # no masks: one pass per window, every window; the prediction map as exact makes it, nothing else
+        "prediction-only": lambda: (alone.replace(n_masks=0), run),
         "prediction-only-openvino-bf16": lambda: (base.replace(precision="bf16", n_masks=0), openvino),
         # the reference's own arithmetic with masks drawn from the next seed: how far exact agrees with itself, the
         # ceiling of any mode's agreement on a map that the masks' noise dominates (the correlation at small K)

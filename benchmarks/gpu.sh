@@ -18,7 +18,8 @@
 #                its 0.062 mm: the window count of a VinDr-Mammo image), EfficientNetV2-S (`paper`, random init),
 #                W=256, S=32, K=FULL_MASKS (default 128: these images have 4,680 and 5,673 windows, so exact fp32 at
 #                K=1280 is about 6-7 M passes per image, past one call's 10 min; exact time grows with K): the plain
-#                way, exact fp32 / bf16 / bf16 + compile, the fast modes incl. coarse-to-fine, and each mode's bare
+#                way, exact fp32 / bf16 / bf16 + compile, the fast modes incl. coarse-to-fine, the prediction map
+#                alone (no masks: one pass per window, bf16), and each mode's bare
 #                network rate (--targets fullsize). Its images come prepared (fullsize.npz, 30 MB, carried):
 #   python -m correlax data synthetic runs/fullsize --images 8 --size 3328      (writes runs/fullsize/manifest.json)
 #   python benchmarks/bench_engine.py --save-images --manifest runs/fullsize/manifest.json --split test \
@@ -61,8 +62,8 @@ if has_part trained; then python3 benchmarks/bench_engine.py \
   --stride "${TRAINED_STRIDE:-16}" --n-masks "${TRAINED_MASKS:-1280}" \
   --mask-round 64 --se-tol 0.1 --min-tissue 0.1 --mode-precision bf16 \
   --plain-windows 4 --warmup image --time-budget "${TRAINED_BUDGET:-200}" --out "$OUTDIR/trained.json" || status=1; fi
-FULL_MODES=exact-bf16,exact-bf16-compile,cli-fast,fast,c2f-fast
-[ "$DEVICE" = cpu ] && FULL_MODES=exact-bf16,cli-fast,c2f-fast
+FULL_MODES=exact-bf16,exact-bf16-compile,cli-fast,fast,c2f-fast,prediction-only
+[ "$DEVICE" = cpu ] && FULL_MODES=exact-bf16,cli-fast,c2f-fast,prediction-only
 if has_part fullsize; then python3 benchmarks/bench_engine.py \
   --device "$DEVICE" --backbone "${BACKBONE:-paper}" --targets fullsize \
   --modes "$FULL_MODES" --images-npz "$FULL_NPZ" --n-images "${FULL_IMAGES:-1}" \

@@ -17,11 +17,12 @@ def test_fullsize_part_dry_run_writes_its_json(tmp_path):
     done = subprocess.run(["bash", "benchmarks/gpu.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((tmp_path / "gpu-fullsize.json").read_text())
-    assert set(report["summary"]) == {"exact-fp32", "exact-bf16", "cli-fast", "c2f-fast"}
+    assert set(report["summary"]) == {"exact-fp32", "exact-bf16", "cli-fast", "c2f-fast", "prediction-only"}
     assert report["config"]["targets"] == "fullsize" and report["config"]["backbone"] == "tiny"
     for mode in report["summary"].values():  # every mode beside its network alone
         assert mode["bare_passes_per_second"] > 0 and mode["engine_vs_bare"] > 0
     met = report["targets_met"]
     assert set(met["engine_vs_bare"]) == {"exact-fp32", "exact-bf16"}
-    assert set(met["c2f-fast"]) == {"seconds_per_image", "map_r", "same_pointing_game"}
+    assert set(met["c2f-fast"]) == set(met["prediction-only"]) == {"seconds_per_image", "map_r", "same_pointing_game"}
+    assert report["summary"]["prediction-only"]["corr_pred_map_r_mean"] is None
     assert not (tmp_path / "speed.json").exists()  # PARTS picks the parts

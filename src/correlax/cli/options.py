@@ -73,7 +73,7 @@ def correlax_settings(
     """The settings the options ask for. ``spacing``: mm per pixel of the maps' grid (the model's target
     spacing), needed for the options in mm. ``--fast`` fills in ``--se-tol`` and the precision unless given:
     bf16 on a GPU (``gpu``; None: whether CUDA is available), fp32 on a CPU, where bf16 without bf16 units
-    was measured 13× slower than fp32 (benchmarks/results/cpu-film.json)."""
+    was measured 13× slower than fp32 (an earlier benchmarks/results/cpu-film.json, git history)."""
     if args.precision or not args.fast:
         precision = args.precision or "fp32"
     else:
