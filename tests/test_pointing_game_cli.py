@@ -91,3 +91,17 @@ def test_maps_made_with_other_settings_are_not_reused(setup):
     main([*args, *common, "--stride", "16"])
     main([*args, *common, "--stride", "8"])
     assert len(list((out / "maps").glob("*/*.npz"))) == 6  # 3 images at each stride: nothing reused
+
+
+def test_without_masks_the_default_methods_are_those_it_gives(setup, caplog):
+    """``--masks 0``: by default every method but the masks' maps is scored; asking for one of those stops before any work."""
+    root, ckpt = setup
+    out = root / "pg-no-masks"
+    args = ["pointing-game", "--model", str(ckpt), "--data", str(root / "manifest.json"), "--skip-classifier",
+            *FAST[:4], "--masks", "0"]  # fmt: skip
+    assert main([*args, "--out", str(root / "refused"), "--methods", "correlax-correlation", "center"]) == 2
+    assert "['correlax-correlation'] need masks" in caplog.text and not (root / "refused" / "maps").exists()
+    assert main([*args, "--out", str(out)]) == 1  # gone.png is missing
+    scored = set(json.loads((out / "metrics.json").read_text())["pointing_game"])
+    assert "correlax-prediction" in scored and "center" in scored and "gradcam" in scored
+    assert not scored & {"correlax-correlation", "correlax-weighted", "relax", "rise"}

@@ -7,7 +7,14 @@ import json
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels, run_settings
+from correlax.cli.options import (
+    add_correlax_options,
+    add_scoring_options,
+    correlax_settings,
+    margin_pixels,
+    run_settings,
+    scored_methods,
+)
 from correlax.cli.train import add_train_options, train_config
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         spacing = args.target_spacing
         settings = correlax_settings(args, args.input_size, spacing)
         config = CrossvalConfig(
-            out=args.out, folds=args.folds, train=train, settings=settings, methods=tuple(args.methods),
+            out=args.out, folds=args.folds, train=train, settings=settings, methods=scored_methods(args, settings),
             margin_px=margin_pixels(args, spacing), tolerance_mm=args.tolerance_mm, split_seed=args.split_seed,
             device=args.device, run=run_settings(args), models_from=args.models_from,
         )  # fmt: skip

@@ -108,11 +108,21 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     from correlax.explain.registry import list_methods
 
     methods = list_methods()
-    parser.add_argument("--methods", nargs="+", default=list(methods), choices=methods, metavar="METHOD",
-                        help=f"methods to score (default: all: {', '.join(methods)})")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", choices=methods, metavar="METHOD",
+                        help=f"methods to score (default: all that the settings give: {', '.join(methods)}; "
+                             "with --masks 0 no CorRELAX map but correlax-prediction)")  # fmt: skip
     parser.add_argument("--tolerance-mm", type=float, help="standard protocol tolerance in mm instead of 15 px")
     parser.add_argument("--margin-mm", type=float,
                         help="reference protocol: enlarge each box by this many mm (default: the stride, as the reference)")  # fmt: skip
+
+
+def scored_methods(args: argparse.Namespace, settings: CorrelaxSettings) -> tuple[str, ...]:
+    """``--methods``, or every method the settings give; ValueError for one they cannot give (before any work)."""
+    from correlax.explain.registry import available_methods, check_methods
+
+    methods = tuple(args.methods) if args.methods else available_methods(settings)
+    check_methods(methods, settings)
+    return methods
 
 
 def margin_pixels(args: argparse.Namespace, spacing: float | None) -> float | None:

@@ -6,7 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from correlax.cli.options import add_correlax_options, add_scoring_options, correlax_settings, margin_pixels, run_settings
+from correlax.cli.options import (
+    add_correlax_options,
+    add_scoring_options,
+    correlax_settings,
+    margin_pixels,
+    run_settings,
+    scored_methods,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         spacing = info.preprocess_settings.target_spacing
         settings = correlax_settings(args, info.input_size, spacing)
         margin_px = margin_pixels(args, spacing)
+        methods = scored_methods(args, settings)
     except (CheckpointError, InputError, ValueError) as exc:
         log.error("%s", exc)
         return 2
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     }
     metrics, result = run_pointing_game(
         LocalisationJob(
-            model, info.preprocess_settings, manifest, manifest.split(args.split), args.methods, settings,
+            model, info.preprocess_settings, manifest, manifest.split(args.split), methods, settings,
             run_settings(args),
         ),
         args.out,

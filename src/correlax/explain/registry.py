@@ -39,19 +39,30 @@ def list_methods() -> tuple[str, ...]:
     return tuple(m for methods, _ in _REGISTRY.values() for m in methods)
 
 
+def available_methods(settings: CorrelaxSettings) -> tuple[str, ...]:
+    """The methods the registered explainers give with ``settings``: all, less the masks' maps when there are no
+    masks (CorRELAX with ``n_masks`` = 0 gives its prediction map alone)."""
+    masks_only = set(CORRELAX_METHODS) - set(PREDICTION_ONLY_METHODS) if settings.n_masks == 0 else set()
+    return tuple(m for m in list_methods() if m not in masks_only)
+
+
+def check_methods(methods: Sequence[str], settings: CorrelaxSettings) -> None:
+    """ValueError naming the methods that are unknown, or that these settings cannot give."""
+    unknown = set(methods) - set(list_methods())
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(list_methods())}")
+    missing = set(methods) - set(available_methods(settings))
+    if missing:
+        raise ValueError(f"methods {sorted(missing)} need masks; with 0 masks CorRELAX gives {', '.join(PREDICTION_ONLY_METHODS)}")
+
+
 def create_explainers(
     methods: Sequence[str], model: nn.Module, settings: CorrelaxSettings, seed: int = 0, run: RunSettings | None = None
 ) -> list[Explainer]:
     """The explainers that produce ``methods`` (each built once, whatever share of its methods is asked for).
-    Raises ValueError for a method no explainer gives with these settings (the masks' maps with ``n_masks`` = 0)."""
-    unknown = set(methods) - set(list_methods())
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(list_methods())}")
-    built = [factory(model, settings, seed, run) for produced, factory in _REGISTRY.values() if set(produced) & set(methods)]
-    missing = set(methods) - {m for explainer in built for m in explainer.methods}
-    if missing:  # CorRELAX without masks gives its prediction map alone
-        raise ValueError(f"methods {sorted(missing)} need masks; with 0 masks CorRELAX gives {', '.join(PREDICTION_ONLY_METHODS)}")
-    return built
+    Raises ValueError for a method no explainer gives with these settings (:func:`check_methods`)."""
+    check_methods(methods, settings)
+    return [factory(model, settings, seed, run) for produced, factory in _REGISTRY.values() if set(produced) & set(methods)]
 
 
 @register_explainer("correlax", CORRELAX_METHODS)
