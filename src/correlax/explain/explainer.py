@@ -13,7 +13,7 @@ from torch import nn
 from correlax.explain.base import MapExplainer
 from correlax.preprocess import breast_mask
 from correlax.explain.engine import WindowJob, WindowStats, window_statistics
-from correlax.explain.registry import CORRELAX_METHODS, PREDICTION_ONLY_METHODS
+from correlax.explain.registry import CORRELAX_METHODS, correlax_methods
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
 from correlax.explain.forward import BatchRunner
@@ -99,7 +99,7 @@ class CorrelaxExplainer(MapExplainer):
         if mask_bank is not None and tuple(mask_bank.shape) != (s.n_masks, s.grid, s.grid):
             raise ValueError(f"mask_bank must have shape {(s.n_masks, s.grid, s.grid)}, got {tuple(mask_bank.shape)}")
         self.labels = tuple(model.labels)
-        self.methods = PREDICTION_ONLY_METHODS if s.prediction_only else CORRELAX_METHODS
+        self.methods = correlax_methods(s)
         self.mask_bank = mask_bank
         self.run = run or RunSettings()
         self.runner = BatchRunner(model, s, self.run)
@@ -205,7 +205,7 @@ class CorrelaxExplainer(MapExplainer):
 
     def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
-        return method_maps(self.explain(image, breast_box).arrays())  # only the methods of self.methods
+        return method_maps(self.explain(image, breast_box).arrays())
 
     def entry(
         self, image: torch.Tensor, breast_box: PixelBox | None = None, progress: Callable[[int, int], None] | None = None

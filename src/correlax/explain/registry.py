@@ -39,11 +39,15 @@ def list_methods() -> tuple[str, ...]:
     return tuple(m for methods, _ in _REGISTRY.values() for m in methods)
 
 
+def correlax_methods(settings: CorrelaxSettings) -> tuple[str, ...]:
+    """The maps CorRELAX makes with ``settings``: all of them, or without masks the prediction map alone."""
+    return PREDICTION_ONLY_METHODS if settings.prediction_only else CORRELAX_METHODS
+
+
 def available_methods(settings: CorrelaxSettings) -> tuple[str, ...]:
-    """The methods the registered explainers give with ``settings``: all, less the masks' maps when there are no
-    masks (CorRELAX with ``n_masks`` = 0 gives its prediction map alone)."""
-    masks_only = set(CORRELAX_METHODS) - set(PREDICTION_ONLY_METHODS) if settings.n_masks == 0 else set()
-    return tuple(m for m in list_methods() if m not in masks_only)
+    """The methods the registered explainers give with ``settings``: all, less the CorRELAX maps it does not make."""
+    not_made = set(CORRELAX_METHODS) - set(correlax_methods(settings))
+    return tuple(m for m in list_methods() if m not in not_made)
 
 
 def check_methods(methods: Sequence[str], settings: CorrelaxSettings) -> None:
