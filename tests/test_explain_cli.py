@@ -196,13 +196,14 @@ def test_the_next_image_is_read_while_one_is_explained(setup, tmp_path):
 
     explainer.entry = explain_after_the_next_read
     from correlax.pipelines.explain_files import explain_files
+    from correlax.pipelines.map_store import ModelKey
 
-    report = explain_files(inputs, tmp_path / "ahead", explainer, "m", load, say=lambda _: None, prefetch_depth=1)
+    report = explain_files(inputs, tmp_path / "ahead", explainer, ModelKey("m"), load, say=lambda _: None, prefetch_depth=1)
     assert len(report.done) == 3 and not report.failures
     assert 0 < report.busy_fraction() <= 1 and report.explain_seconds <= report.wall_seconds
     # reading one after the other gives the same maps
     explainer.entry = entry
-    plain = explain_files(inputs, tmp_path / "plain", explainer, "m", load, say=lambda _: None, prefetch_depth=0)
+    plain = explain_files(inputs, tmp_path / "plain", explainer, ModelKey("m"), load, say=lambda _: None, prefetch_depth=0)
     assert len(plain.done) == 3, (plain.failures, plain.skipped, plain.elsewhere)
     for i in range(3):
         a, b = np.load(tmp_path / "ahead" / f"img{i}.npz"), np.load(tmp_path / "plain" / f"img{i}.npz")

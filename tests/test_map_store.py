@@ -192,13 +192,16 @@ def test_outputs_are_readable_by_others_and_killed_temporaries_are_removed(corpu
         os.umask(old)
     for path in [*entries(out), out / "1-1.json"]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
-    orphans = [entries(out)[0].parent / ".abc.npz.123.tmp", out / ".1-1.npz.456.tmp"]
+    orphans = [entries(out)[0].parent / ".correlax-abc.npz.123.tmp", out / ".correlax-1-1.npz.456.tmp"]
+    theirs = [out / "userdir" / "sub" / ".draft.tmp", out / ".1-1.npz.456.tmp"]  # not named as correlax's
     hour_ago = time.time() - 3600
-    for orphan in orphans:
+    for orphan in orphans + theirs:
+        orphan.parent.mkdir(parents=True, exist_ok=True)
         orphan.write_bytes(b"half a file")
         os.utime(orphan, (hour_ago, hour_ago))
     assert main(["explain", "--model", str(model), "--out", str(out), image, *FAST]) == 0  # already done
     assert not any(orphan.exists() for orphan in orphans)
+    assert all(path.read_bytes() == b"half a file" for path in theirs)  # a user's own files stay
 
 
 def test_claims_split_the_work_between_workers(tmp_path):

@@ -15,6 +15,7 @@ from correlax.cli.main import main
 from correlax.data.records import Finding, ImageRecord, Manifest
 from correlax.evaluation.pointing_game import MultiMethodScorer
 from correlax.pipelines.explain_files import explain_files
+from correlax.pipelines.map_store import ModelKey
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
 from correlax.report import write_report
@@ -73,7 +74,7 @@ def explained(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]]]:
     settings = PreprocessSettings(canonical_flip=True, target_spacing=0.2)
     prepared = {stem: prepare(read_image(path), settings) for stem, (path, _) in sources.items()}
     assert not prepared["left"].flipped and prepared["right_m1"].flipped
-    report = explain_files([(path, stem) for stem, (path, _) in sources.items()], out, BumpExplainer(), "test-model",
+    report = explain_files([(path, stem) for stem, (path, _) in sources.items()], out, BumpExplainer(), ModelKey("test-model"),
                            lambda path: prepare(read_image(path), settings), say=lambda _: None)  # fmt: skip
     assert len(report.done) == 2, report.failures
     assert main(["view", str(out)]) == 0

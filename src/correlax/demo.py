@@ -152,11 +152,9 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[
         "torch threads": str(torch.get_num_threads()),
         "wall time": f"{time.perf_counter() - started:.0f} s before the Pointing Game",
     }
-    metrics, localisation = run_pointing_game(
-        LocalisationJob(model, info.preprocess_settings, manifest, explained, methods, settings, RunSettings(batch_size=512)),
-        out, run_facts,
-        "correlax demo — synthetic mammograms", classification, max_panels=config.max_panels,
-    )  # fmt: skip
+    job = LocalisationJob(model, info.preprocess_settings, manifest, explained, methods, settings, store_dir=out / "maps",
+                          run=RunSettings(batch_size=512), max_panels=config.max_panels)  # fmt: skip
+    metrics, localisation = run_pointing_game(job, out, run_facts, "correlax demo — synthetic mammograms", classification)
     for path, reason in localisation.failures:
         stage(f"  failed: {path}: {reason}")
     stage("Pointing Game\n" + format_pointing_game(localisation.pointing_game))

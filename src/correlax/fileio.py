@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -17,11 +18,20 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
+TMP_PREFIX = ".correlax-"  # every temporary file correlax writes starts with this and ends in TMP_SUFFIX
+TMP_SUFFIX = ".tmp"
+
+
+def temporary_name(path: Path, tag: str = "") -> Path:
+    """A fixed temporary name beside ``path`` that marks it as correlax's (for writers that need a known name)."""
+    return path.with_name(f"{TMP_PREFIX}{path.name}{tag}{TMP_SUFFIX}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -60,13 +70,15 @@ STALE_TMP_SECONDS = 600  # a temporary file this old is left over from a killed 
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporary files that killed writers left anywhere under ``folder`` (an atomic write renames
-    or removes its own within seconds); returns what was removed."""
+    """Remove the temporary files that killed correlax writers left anywhere under ``folder`` (an atomic write
+    renames or removes its own within seconds); returns what was removed. Only names that mark a file as
+    correlax's (``.correlax-*.tmp``) are touched: a user's own ``.draft.tmp`` stays."""
     removed = []
     now = time.time()
-    for tmp in Path(folder).rglob(".*.tmp"):
+    for tmp in Path(folder).rglob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
         try:
-            if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+            info = tmp.lstat()
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TMP_SECONDS:
                 tmp.unlink()
                 removed.append(tmp)
         except OSError:

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from correlax.errors import FileProblem
     from correlax.io import MAX_PIXELS
     from correlax.models import CheckpointError, load_checkpoint
-    from correlax.pipelines.explain_files import InputError, run_explain
+    from correlax.pipelines.explain_files import ExplainJob, InputError, run_explain
 
     if args.dicom and importlib.util.find_spec("highdicom") is None:
         print("correlax explain: --dicom needs highdicom: pip install 'correlax[dicom]'")
@@ -41,25 +41,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
         settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
-        report = run_explain(
-            args.inputs, args.out, args.model, settings, run_settings(args), args.devices, args.num_nodes,
-            args.accelerator,
-            spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom, prefetch=args.prefetch,
+        job = ExplainJob(
+            tuple(args.inputs), args.out, args.model, settings, run_settings(args), args.devices, args.num_nodes,
+            args.accelerator, spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom,
+            prefetch=args.prefetch,
         )  # fmt: skip
+        report = run_explain(job)
     except (CheckpointError, InputError, FileProblem, ValueError) as e:
         print(f"correlax explain: {e}")
         return 2
+    return summarise(report, args.prefetch)
+
+
+def summarise(report, prefetch: int) -> int:
+    """Print the run's counts and lists; the exit status: 1 when an input failed, 3 when some images were left
+    to another worker that is still making them (they are not done yet), else 0."""
     counts = [f"{len(report.done)} explained", f"{len(report.skipped)} already done"]
     if report.elsewhere:
-        counts.append(f"{len(report.elsewhere)} being explained by another worker")
+        counts.append(f"{len(report.elsewhere)} left to another worker, still being made")
     print(", ".join(counts) + f", {len(report.failures)} failed")
     if report.busy_fraction() is not None:
         print(f"explaining took {report.explain_seconds:.1f} s of {report.wall_seconds:.1f} s "
-              f"({100 * report.busy_fraction():.0f} % busy; reading ahead: {args.prefetch} image(s))")  # fmt: skip
+              f"({100 * report.busy_fraction():.0f} % busy; reading ahead: {prefetch} image(s))")  # fmt: skip
     if report.passed_over:
         print(f"{len(report.passed_over)} file(s) in the folders are not images, passed over:")
         for path, why in report.passed_over[:10]:
             print(f"  {path}: {why}")
+    for message in report.repaired:
+        print(f"  computed again: {message}")
+    for path, _ in report.elsewhere:
+        print(f"  still being made by another worker: {path}")
     for _, message in report.failures:
         print(f"  FAILED {message}")
-    return 1 if report.failures else 0
+    return 1 if report.failures else 3 if report.elsewhere else 0

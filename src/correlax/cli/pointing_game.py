@@ -73,20 +73,20 @@ def run(args: argparse.Namespace) -> int:
         "CorRELAX": f"{settings.n_masks} masks, {settings.precision}"
         + (" (fast mode)" if settings.min_tissue or settings.se_tol else ""),
     }
+    job = LocalisationJob(
+        model, info.preprocess_settings, manifest, manifest.split(args.split), methods, settings,
+        store_dir=args.out / "maps", run=run_settings(args), explain_dir=args.explain_dir, spacing=args.spacing,
+        tolerance_mm=args.tolerance_mm, margin_px=margin_px, max_panels=args.max_panels,
+    )  # fmt: skip
     metrics, result = run_pointing_game(
-        LocalisationJob(
-            model, info.preprocess_settings, manifest, manifest.split(args.split), methods, settings,
-            run_settings(args),
-        ),
-        args.out,
-        run_facts, f"Pointing Game — {args.data.name}, split {args.split}", classification,
-        max_panels=args.max_panels, tolerance_mm=args.tolerance_mm, margin_px=margin_px,
-        progress=lambda items: track(items, description="explaining"), explain_dir=args.explain_dir,
-        spacing=args.spacing,
+        job, args.out, run_facts, f"Pointing Game — {args.data.name}, split {args.split}", classification,
+        progress=lambda items: track(items, description="explaining"),
     )  # fmt: skip
     print(format_pointing_game(result.pointing_game))
     print(metrics["run"]["CorRELAX geometry"])
     print(f"metrics: {args.out / 'metrics.json'}\nreport: {args.out / 'report' / 'report.html'}")
+    for message in result.repaired:
+        print(f"  computed again: {message}")
     if result.failures:
         print(f"{len(result.failures)} image(s) failed:")
         for _, reason in result.failures:

@@ -86,10 +86,10 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
     say(f"fold {fold}: {len(pred.probs)} test crops; explaining the boxed test images")
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, info = load_checkpoint(model_path, map_location=device)
-    job = LocalisationJob(model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings, config.run)
-    localisation = explain_and_score(
-        job, store_dir=fold_dir / "maps", max_panels=0, tolerance_mm=config.tolerance_mm, margin_px=config.margin_px,
-    )  # fmt: skip
+    job = LocalisationJob(model, info.preprocess_settings, fold_manifest, test, config.methods, config.settings,
+                          store_dir=fold_dir / "maps", run=config.run, tolerance_mm=config.tolerance_mm,
+                          margin_px=config.margin_px, max_panels=0)  # fmt: skip
+    localisation = explain_and_score(job)
     result = {
         "config": config.describe(),
         "fold": fold,

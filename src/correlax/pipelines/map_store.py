@@ -7,14 +7,17 @@ that shapes those arrays and nothing else:
   replaced file is a new input, and two ``1-1.dcm`` in different folders are two inputs; a data folder copied
   back or re-provisioned in place, same bytes with new modification times, keeps its maps);
 - the model: a digest of its weights, labels and pre-processing (:func:`model_digest`);
+- how the file became the network's image: the pre-processing and the pixel spacing given for files that
+  state none (``explain --spacing``, a manifest record's spacing; :func:`preparation`);
 - the method and its method settings (window, stride, masks, seed, precision, …), never run knobs
   such as the batch size or ``torch.compile``, which leave the numbers as they are.
 
 Entries live at ``ROOT/<key[:2]>/<key>.npz``: the file name is the key, so no image id or path
 ever becomes part of a path, and nothing is written outside ``ROOT``. Each entry carries its own
-key and description, checked on reading. Writes are atomic. A worker claims an entry before
-computing it (an exclusive lock file beside it), so concurrent workers, on one machine or several
-sharing a file system, split the work instead of repeating it.
+key, description and a sha256 of its arrays, checked on reading: a damaged entry (truncated, overwritten)
+is reported by name and computed again. Writes are atomic. A worker claims an entry before computing it
+(:mod:`correlax.pipelines.claims`), so concurrent workers, on one machine or several sharing a file
+system, split the work instead of repeating it.
 """
 
 from __future__ import annotations
@@ -24,20 +27,27 @@ import io
 import json
 import logging
 import os
-import socket
-import time
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from correlax.errors import FileProblem
 from correlax.fileio import atomic_write_bytes, remove_stale_temporaries
+from correlax.pipelines.claims import Claim, live_owner, try_claim, wait_while_claimed
 
 log = logging.getLogger(__name__)
 
-STALE_CLAIM_SECONDS = 24 * 3600  # a claim of another host this old is taken to be abandoned
+WAIT_SECONDS = 6 * 3600.0  # the longest a worker waits for another, live one to finish an entry
 _META = "__entry__"
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+class DamagedEntry(FileProblem):
+    """A store entry (or its ``OUT/<name>.npz`` view) that cannot be read or fails its checksum."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,24 @@ def model_digest(model, preprocess_settings: Mapping) -> str:
     return h.hexdigest()
 
 
+def preparation(preprocess: Mapping, spacing: float | tuple[float, float] | None) -> dict:
+    """How a file becomes the network's image, as a key part: the pre-processing and the spacing (mm) given for
+    files that state none (kept even for files that state their own: a changed ``--spacing`` recomputes)."""
+    pair = None if spacing is None else [float(spacing)] * 2 if np.isscalar(spacing) else [float(v) for v in spacing]
+    return {"preprocess": dict(preprocess), "spacing_mm": pair}
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """The parts of a key shared by every image of a run: the model and how its inputs are prepared."""
+
+    model: str  # model_digest
+    prepared: Mapping = field(default_factory=dict)  # preparation()
+
+    def entry(self, image: ImageIdentity, explainer) -> EntryKey:
+        return EntryKey(image, self.model, explainer.name, explainer.settings_key(), self.prepared)
+
+
 @dataclass(frozen=True)
 class EntryKey:
     """Everything an entry's arrays depend on."""
@@ -80,37 +108,53 @@ class EntryKey:
     model: str  # model_digest
     method: str  # explainer name, e.g. "correlax", "gradcam"
     settings: Mapping  # the method's settings (method knobs only)
+    prepared: Mapping = field(default_factory=dict)  # preparation()
 
     def describe(self) -> dict:
-        return {"image": vars(self.image), "model": self.model, "method": self.method, "settings": dict(self.settings)}
+        return {"image": vars(self.image), "model": self.model, "prepared": dict(self.prepared), "method": self.method,
+                "settings": dict(self.settings)}  # fmt: skip
 
     @property
     def hex(self) -> str:
         return digest(self.describe())
 
 
-class Claim:
-    """An exclusive lock file; released on exit (also on error)."""
+def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 of arrays' names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, a.dtype.str, a.shape]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def release(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> Claim:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+def read_entry(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(description, arrays) of an entry file; raises DamagedEntry naming it when it is unreadable or its
+    arrays do not match the checksum written with them."""
+    try:
+        with np.load(path) as data:
+            meta = json.loads(str(data[_META]))
+            arrays = {k: data[k] for k in data.files if k != _META}
+        checksum = meta["sha256"]
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as exc:
+        raise DamagedEntry(path, f"damaged map entry ({type(exc).__name__}: {exc})") from exc
+    if checksum != arrays_digest(arrays):
+        raise DamagedEntry(path, "damaged map entry (its arrays do not match the checksum written with them)")
+    return meta["key"], arrays
 
 
 class MapStore:
-    """Entries under ``root`` (created on first write). ``readonly`` stores are only looked up."""
+    """Entries under ``root`` (created on first write). ``readonly`` stores are only looked up. ``damaged``
+    lists the entries found damaged (each is computed again by whoever asked for it)."""
 
-    def __init__(self, root: str | Path, readonly: bool = False) -> None:
+    def __init__(self, root: str | Path, readonly: bool = False, wait_seconds: float = WAIT_SECONDS) -> None:
         self.root = Path(root)
         self.readonly = readonly
+        self.wait_seconds = wait_seconds
+        self.damaged: list[DamagedEntry] = []
         if not readonly and self.root.is_dir():
             for tmp in remove_stale_temporaries(self.root):
                 log.info("removed a temporary file left by a killed run: %s", tmp)
@@ -120,16 +164,16 @@ class MapStore:
         return self.root / h[:2] / f"{h}.npz"
 
     def load(self, key: EntryKey) -> dict[str, np.ndarray] | None:
-        """The entry's arrays, or None when there is none (or it is unreadable, or not this key's)."""
+        """The entry's arrays, or None when there is none (or it is damaged, or not this key's)."""
         path = self.path(key)
-        if not path.exists():
-            return None
         try:
-            with np.load(path) as data:
-                meta = json.loads(str(data[_META]))
-                arrays = {k: data[k] for k in data.files if k != _META}
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("%s: unreadable map entry, recomputing (%s)", path, exc)
+            meta, arrays = read_entry(path)
+        except FileNotFoundError:
+            return None
+        except DamagedEntry as exc:
+            if all(d.path != exc.path for d in self.damaged):
+                log.warning("%s; computing it again", exc)
+                self.damaged.append(exc)
             return None
         if meta != json.loads(json.dumps(key.describe(), default=str)):
             log.warning("%s: entry describes another input or setting, recomputing", path)
@@ -140,57 +184,30 @@ class MapStore:
         if self.readonly:
             raise PermissionError(f"{self.root}: read-only map store")
         buffer = io.BytesIO()
-        meta = np.array(json.dumps(key.describe(), default=str))
-        np.savez_compressed(buffer, **{_META: meta}, **{k: np.asarray(v) for k, v in arrays.items()})
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        meta = np.array(json.dumps({"key": key.describe(), "sha256": arrays_digest(arrays)}, default=str))
+        np.savez_compressed(buffer, **{_META: meta}, **arrays)
         path = self.path(key)
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
+    def lock_path(self, key: EntryKey) -> Path:
+        return self.path(key).with_suffix(".lock")
+
     def claim(self, key: EntryKey) -> Claim | None:
-        """Claim the entry for this process; None when another live worker holds it."""
-        lock = self.path(key).with_suffix(".lock")
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                if not _abandoned(lock):
-                    return None
-                log.warning("%s: removing an abandoned claim", lock)
-                lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
-            return Claim(lock)
-        return None
+        """Claim the entry for this process; None while another live worker holds it (an abandoned claim is
+        taken over, see :mod:`correlax.pipelines.claims`)."""
+        return try_claim(self.lock_path(key), log.warning)
 
     def is_claimed(self, key: EntryKey) -> bool:
-        lock = self.path(key).with_suffix(".lock")
-        return lock.exists() and not _abandoned(lock)
+        """Whether a live worker holds the entry's claim."""
+        return live_owner(self.lock_path(key)) is not None
 
-    def wait_for(self, key: EntryKey, poll_seconds: float = 2.0) -> dict[str, np.ndarray] | None:
-        """Wait while another worker holds the claim; then the entry (None if it gave up without one)."""
-        while self.is_claimed(key):
-            time.sleep(poll_seconds)
+    def wait_for(self, key: EntryKey, what: str, poll_seconds: float = 2.0) -> dict[str, np.ndarray] | None:
+        """Wait while another live worker holds the claim, at most ``wait_seconds`` (then ClaimTimeout naming
+        ``what``); then the entry (None if that worker gave up without one)."""
+        wait_while_claimed(self.lock_path(key), what, self.wait_seconds, poll_seconds)
         return self.load(key)
 
     def entries(self) -> Iterator[Path]:
         return self.root.glob("*/*.npz")
-
-
-def _abandoned(lock: Path) -> bool:
-    """A claim is abandoned when its process is gone (same host) or it is very old (another host)."""
-    try:
-        info = json.loads(lock.read_text() or "{}")
-        age = time.time() - lock.stat().st_mtime
-    except (OSError, ValueError):
-        return False  # being written right now, or just released
-    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        try:
-            os.kill(info["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-    return age > STALE_CLAIM_SECONDS

@@ -25,8 +25,17 @@ from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.explain.base import Explainer
 from correlax.explain.registry import create_explainers
 from correlax.io import ImageReadError
-from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, model_digest
-from correlax.preprocess import PreprocessSettings, load_prepared
+from correlax.pipelines.claims import ClaimTimeout
+from correlax.pipelines.map_store import (
+    WAIT_SECONDS,
+    EntryKey,
+    ImageIdentity,
+    MapStore,
+    ModelKey,
+    model_digest,
+    preparation,
+)
+from correlax.preprocess import PreparedImage, PreprocessSettings, load_prepared
 from correlax.report import ImagePanel, panels_for_image
 from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks
 
@@ -40,13 +49,13 @@ class LocalisationResult:
     outcomes: list[dict] = field(default_factory=list)  # per image, class and method: points and hits
     spacings: list[tuple[float, float]] = field(default_factory=list)  # mm of each scored image's map grid
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    repaired: list[str] = field(default_factory=list)  # damaged store entries found and computed again
 
 
-def entry_for(
-    explainer: Explainer, key: EntryKey, stores: Sequence[MapStore], compute: Callable[[], dict]
-) -> dict[str, np.ndarray]:
-    """The stored entry of ``key`` (first store that has it, waiting while another worker computes it in the
-    first), else computed and saved to the first store."""
+def entry_for(key: EntryKey, stores: Sequence[MapStore], compute: Callable[[], dict], what: str) -> dict[str, np.ndarray]:
+    """The stored entry of ``key`` (first store that has it, waiting, within the store's bound, while another
+    worker computes it in the first), else computed and saved to the first store. A damaged entry is
+    computed again. ``what`` (the image) names a wait that ran out (ClaimTimeout)."""
     for store in stores:
         found = store.load(key)
         if found is not None:
@@ -59,14 +68,21 @@ def entry_for(
                 entry = compute()
                 store.save(key, entry)
                 return entry
-        waited = store.wait_for(key)
+        waited = store.wait_for(key, what)
         if waited is not None:
             return waited
 
 
 @dataclass(frozen=True)
 class LocalisationJob:
-    """What to explain and score: a model and its pre-processing, images of a manifest, methods, settings."""
+    """What to explain and score: a model and its pre-processing, images of a manifest, methods, settings;
+    where the maps are kept, and how the points are scored.
+
+    ``store_dir``: the map store to read and fill; ``explain_dir``: the ``--out`` of an earlier
+    ``correlax explain``, looked up read-only. ``spacing`` (mm) stands in for files and records that state
+    none. ``margin_px``: the reference protocol's box margin (default: the stride). ``max_panels``: per-image
+    panels kept for the report. ``wait_seconds``: the longest wait for another worker's map.
+    """
 
     model: nn.Module
     preprocess: PreprocessSettings
@@ -74,59 +90,52 @@ class LocalisationJob:
     records: Sequence[ImageRecord]
     methods: Sequence[str]
     settings: CorrelaxSettings
+    store_dir: Path
     run: RunSettings = RunSettings()
+    explain_dir: Path | None = None
+    spacing: float | None = None
+    tolerance_mm: float | None = None
+    margin_px: float | None = None
+    max_panels: int = 12
+    wait_seconds: float = WAIT_SECONDS
+
+    @property
+    def margin(self) -> float:
+        return self.settings.stride if self.margin_px is None else self.margin_px
 
 
 def explain_and_score(
-    job: LocalisationJob,
-    store_dir: Path,
-    max_panels: int = 12,
-    tolerance_mm: float | None = None,
-    margin_px: float | None = None,
-    progress: Callable[[Iterable], Iterable] = iter,
-    explain_dir: Path | None = None,
-    spacing: float | None = None,
-    viewer: ViewerWriter | None = None,
+    job: LocalisationJob, progress: Callable[[Iterable], Iterable] = iter, viewer: ViewerWriter | None = None
 ) -> LocalisationResult:
-    """Explain every boxed image of ``records`` with ``methods`` and score both Pointing Game protocols.
+    """Explain every boxed image of ``job.records`` with ``job.methods`` and score both Pointing Game protocols.
 
-    ``margin_px``: the reference protocol's box margin (default: the stride). ``spacing`` (mm) stands in
-    for files that state none. ``viewer`` gets every scored image with its maps, boxes and pointed locations.
-    A bad image is logged and listed in ``failures``; the others go on.
+    ``viewer`` gets every scored image with its maps, boxes and pointed locations. A bad image (also one
+    whose map another worker kept for longer than ``job.wait_seconds``) is logged and listed in
+    ``failures``; the others go on.
     """
     model, preprocess, manifest, methods, settings = job.model, job.preprocess, job.manifest, job.methods, job.settings
     labels = tuple(model.labels)
     explainers = create_explainers(methods, model, settings, run=job.run)
-    tolerance = {"tolerance_px": None, "tolerance_mm": tolerance_mm} if tolerance_mm else {}
-    scorer = MultiMethodScorer(labels, margin_px=settings.stride if margin_px is None else margin_px, **tolerance)
-    model_key = model_digest(model, preprocess.to_dict())
-    stores = [MapStore(store_dir)]
-    if explain_dir is not None:
-        stores.append(MapStore(Path(explain_dir) / "maps", readonly=True))
+    tolerance = {"tolerance_px": None, "tolerance_mm": job.tolerance_mm} if job.tolerance_mm else {}
+    scorer = MultiMethodScorer(labels, margin_px=job.margin, **tolerance)
+    weights = model_digest(model, preprocess.to_dict())
+    stores = [MapStore(job.store_dir, wait_seconds=job.wait_seconds)]
+    if job.explain_dir is not None:
+        stores.append(MapStore(Path(job.explain_dir) / "maps", readonly=True))
     result = LocalisationResult(pointing_game={}, panels=[])
     for record in progress(boxed_records(job.records, labels)):
         path = manifest.resolve(record)
+        spacing = record.spacing or job.spacing
         try:
-            prepared = load_prepared(path, preprocess, spacing=record.spacing or spacing)
+            prepared = load_prepared(path, preprocess, spacing=spacing)
             identity = ImageIdentity.of(path)
-        except (ImageReadError, ValueError, OSError) as exc:
+            maps = record_maps(explainers, methods, ModelKey(weights, preparation(preprocess.to_dict(), spacing)),
+                               identity, prepared, stores)  # fmt: skip
+        except (ImageReadError, ValueError, OSError, ClaimTimeout) as exc:
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             log.error("%s", msg)
             result.failures.append((str(path), msg))
             continue
-        image = None
-        maps: dict[str, np.ndarray] = {}
-        for explainer in explainers:
-            key = EntryKey(identity, model_key, explainer.name, explainer.settings_key())
-
-            def compute(explainer=explainer) -> dict:
-                nonlocal image
-                image = prepared.tensor() if image is None else image
-                return explainer.entry(image, prepared.breast_box)
-
-            produced = explainer.maps_of(entry_for(explainer, key, stores, compute))
-            maps.update({m: v for m, v in produced.items() if m in methods})
-        maps = {m: maps[m] for m in methods}
         boxes = boxes_in_prepared(record, prepared)
         if prepared.spacing:
             result.spacings.append(tuple(prepared.spacing))
@@ -140,13 +149,33 @@ def explain_and_score(
         if viewer is not None:
             peaks = reference_peaks(points)
             viewer.add(ViewerImage.from_maps(record.image_id, prepared.image[..., 0], maps, labels, boxes, peaks))
-        if len(result.panels) < max_panels:
+        if len(result.panels) < job.max_panels:
             image_panels = panels_for_image(
                 record.image_id, prepared.image, maps, labels, boxes, points, prepared.breast_box
             )
-            result.panels += image_panels[: max_panels - len(result.panels)]
+            result.panels += image_panels[: job.max_panels - len(result.panels)]
     result.pointing_game = scorer.result()
+    result.repaired = [str(d) for store in stores for d in store.damaged]
     return result
+
+
+def record_maps(
+    explainers: Sequence[Explainer], methods: Sequence[str], model_key: ModelKey, identity: ImageIdentity,
+    prepared: PreparedImage, stores: Sequence[MapStore],
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every method's map of one image, from the stores or computed (the tensor is made once, when needed)."""
+    image = None
+    maps: dict[str, np.ndarray] = {}
+    for explainer in explainers:
+
+        def compute(explainer=explainer) -> dict:
+            nonlocal image
+            image = prepared.tensor() if image is None else image
+            return explainer.entry(image, prepared.breast_box)
+
+        entry = entry_for(model_key.entry(identity, explainer), stores, compute, identity.path)
+        maps.update({m: v for m, v in explainer.maps_of(entry).items() if m in methods})
+    return {m: maps[m] for m in methods}
 
 
 def geometry_mm(settings: CorrelaxSettings, margin_px: float, spacings: Sequence[tuple[float, float]]) -> dict:
@@ -172,20 +201,17 @@ def run_pointing_game(
     run_facts: dict,
     title: str,
     classification: dict | None = None,
-    **options,
+    progress: Callable[[Iterable], Iterable] = iter,
 ) -> tuple[dict, LocalisationResult]:
-    """Explain and score, then write ``out/metrics.json`` (strict JSON) and ``out/report/report.html``.
-    ``options`` go to :func:`explain_and_score` (``max_panels``, ``tolerance_mm``, ``margin_px``, ...)."""
+    """Explain and score, then write ``out/metrics.json`` (strict JSON) and ``out/report/report.html``."""
     from correlax.evaluation.localisation import classifier_summary
     from correlax.fileio import write_json
     from correlax.report import write_report
 
-    options.setdefault("store_dir", out / "maps")
     viewer = ViewerWriter(out / "report", page="viewer.html", title=f"{title}: images")
-    result = explain_and_score(job, viewer=viewer, **options)
+    result = explain_and_score(job, progress, viewer)
     settings = job.settings
-    margin_px = settings.stride if options.get("margin_px") is None else options["margin_px"]
-    geometry = geometry_mm(settings, margin_px, result.spacings)
+    geometry = geometry_mm(settings, job.margin, result.spacings)
     metrics: dict = {"title": title, "run": {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}}
     if classification is not None:
         metrics["classifier"] = classifier_summary(classification)
@@ -195,6 +221,7 @@ def run_pointing_game(
     metrics["pointing_game"] = result.pointing_game
     metrics["outcomes"] = result.outcomes
     metrics["failures"] = [{"path": p, "reason": r} for p, r in result.failures]
+    metrics["repaired_map_entries"] = result.repaired
     write_json(out / "metrics.json", metrics)
     write_report(out / "report", metrics, result.panels, viewer=viewer.finish())
     return metrics, result

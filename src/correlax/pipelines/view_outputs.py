@@ -19,7 +19,8 @@ from correlax.errors import FileProblem
 from correlax.explain.explainer import method_maps
 from correlax.io import read_image
 from correlax.labels import NO_FINDING
-from correlax.pipelines.explain_files import STORE_DIR
+from correlax.pipelines.explain_outputs import summary_files
+from correlax.pipelines.map_store import DamagedEntry, read_entry
 from correlax.preprocess import PreparedGeometry, to_uint8
 from correlax.report.viewer import ViewerImage
 
@@ -45,8 +46,8 @@ def read_explain_output(summary_path: Path) -> ExplainOutput:
     try:
         summary = json.loads(summary_path.read_text())
         labels, flipped = tuple(summary["labels"]), bool(summary["grid"]["flipped"])
-        with np.load(summary_path.with_suffix(".npz")) as data:
-            maps = method_maps({k: data[k] for k in data.files})
+        _, arrays = read_entry(summary_path.with_suffix(".npz"))
+        maps = method_maps(arrays)
         peaks: dict[str, dict] = {}
         for name, method in PEAK_METHODS.items():
             if method not in maps:  # an output made without masks: the prediction map alone
@@ -54,6 +55,8 @@ def read_explain_output(summary_path: Path) -> ExplainOutput:
             found = summary["peaks"][name]
             per_label = {label: found for label in labels} if "x" in found else found  # relax: one map for all
             peaks[method] = {label: (p["x"], p["y"], p["value"]) for label, p in per_label.items()}
+    except DamagedEntry as exc:
+        raise FileProblem(exc.path, f"{exc.cause}; rerun 'correlax explain' to compute it again") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         cause = f"not a complete 'correlax explain' output ({type(exc).__name__}: {exc})"
         raise FileProblem(summary_path, cause) from exc
@@ -74,12 +77,6 @@ def explain_viewer_image(
         points = geometry.points_to_stored([p[:2] for p in per_label.values()]) if per_label else []
         peaks[method] = {label: (*xy, p[2]) for (label, p), xy in zip(per_label.items(), points)}
     return ViewerImage.from_maps(image_id, grey, maps, output.labels, boxes=boxes or {}, peaks=peaks)
-
-
-def summary_files(out_dir: Path) -> list[Path]:
-    """The ``<name>.json`` of every explained image (names may hold folders); not the map store's files."""
-    store = out_dir / STORE_DIR
-    return sorted(p for p in out_dir.rglob("*.json") if store not in p.parents and not p.name.startswith("."))
 
 
 def explain_viewer_images(
