@@ -57,6 +57,8 @@ def summarise(report, prefetch: int) -> int:
     """Print the run's counts and lists; the exit status: 1 when an input failed, 3 when some images were left
     to another worker that is still making them (they are not done yet), else 0."""
     counts = [f"{len(report.done)} explained", f"{len(report.skipped)} already done"]
+    if report.completed:
+        counts.insert(1, f"{len(report.completed)} completed from the map store")
     if report.elsewhere:
         counts.append(f"{len(report.elsewhere)} left to another worker, still being made")
     print(", ".join(counts) + f", {len(report.failures)} failed")

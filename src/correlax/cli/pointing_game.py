@@ -14,6 +14,7 @@ from correlax.cli.options import (
     run_settings,
     scored_methods,
 )
+from correlax.pipelines.claims import WAIT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def register(subparsers) -> None:
                    help="also look up maps in the --out of an earlier 'correlax explain' (used when made from the "
                         "same file, model and settings)")  # fmt: skip
     p.add_argument("--spacing", type=float, help="pixel spacing (mm) of files that state none and whose record gives none")
+    p.add_argument("--max-wait", type=float, default=WAIT_SECONDS, metavar="SECONDS",
+                   help="the longest wait for a map another live worker is computing; then that image fails by name "
+                        "(default: %(default).0f)")  # fmt: skip
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     add_correlax_options(p)
     p.set_defaults(func=run)
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     job = LocalisationJob(
         model, info.preprocess_settings, manifest, manifest.split(args.split), methods, settings,
         store_dir=args.out / "maps", run=run_settings(args), explain_dir=args.explain_dir, spacing=args.spacing,
-        tolerance_mm=args.tolerance_mm, margin_px=margin_px, max_panels=args.max_panels,
+        tolerance_mm=args.tolerance_mm, margin_px=margin_px, max_panels=args.max_panels, wait_seconds=args.max_wait,
     )  # fmt: skip
     metrics, result = run_pointing_game(
         job, args.out, run_facts, f"Pointing Game — {args.data.name}, split {args.split}", classification,

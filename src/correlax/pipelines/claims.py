@@ -26,6 +26,7 @@ from correlax.errors import FileProblem
 HEARTBEAT_SECONDS = 30.0  # how often a holder refreshes its claim's modification time
 STALE_SECONDS = 600.0  # a claim without a heartbeat for this long, whose owner cannot be checked, is abandoned
 UNREADABLE_SECONDS = 60.0  # an unreadable claim file this old was left by a writer killed mid-write
+WAIT_SECONDS = 6 * 3600.0  # the longest a worker waits for another, live one to finish an entry
 
 
 class ClaimTimeout(FileProblem):

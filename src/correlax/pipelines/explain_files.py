@@ -65,7 +65,8 @@ def collect_inputs(
 
 @dataclass
 class ExplainReport:
-    done: list[Path] = field(default_factory=list)
+    done: list[Path] = field(default_factory=list)  # explained now
+    completed: list[Path] = field(default_factory=list)  # missing outputs made from the stored maps
     skipped: list[Path] = field(default_factory=list)  # already done with this model and these settings
     elsewhere: list[tuple[Path, EntryKey]] = field(default_factory=list)  # left to another worker, still being made
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
@@ -173,7 +174,7 @@ class _ExplainRun:
                 self.failed_claims.append(c.claim)
                 continue
             c.claim.release()
-            self.report.done.append(c.path)
+            (self.report.completed if seconds is None else self.report.done).append(c.path)
             timing = "outputs made from the map store" if seconds is None else f"{seconds:.1f} s"
             self.say(f"[{c.index}/{self.total}] {c.name}: {timing}")
         return left

@@ -37,11 +37,10 @@ import numpy as np
 
 from correlax.errors import FileProblem
 from correlax.fileio import atomic_write_bytes, remove_stale_temporaries
-from correlax.pipelines.claims import Claim, live_owner, try_claim, wait_while_claimed
+from correlax.pipelines.claims import WAIT_SECONDS, Claim, live_owner, try_claim, wait_while_claimed
 
 log = logging.getLogger(__name__)
 
-WAIT_SECONDS = 6 * 3600.0  # the longest a worker waits for another, live one to finish an entry
 _META = "__entry__"
 _UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 

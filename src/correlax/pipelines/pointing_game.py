@@ -25,9 +25,8 @@ from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.explain.base import Explainer
 from correlax.explain.registry import create_explainers
 from correlax.io import ImageReadError
-from correlax.pipelines.claims import ClaimTimeout
+from correlax.pipelines.claims import WAIT_SECONDS, ClaimTimeout
 from correlax.pipelines.map_store import (
-    WAIT_SECONDS,
     EntryKey,
     ImageIdentity,
     MapStore,
