@@ -232,7 +232,8 @@ def test_two_concurrent_runs_compute_each_image_once(corpus, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    # the run that ends first while the other still makes some of its images says so, with exit status 3
+    assert all(p.returncode == 0 or (p.returncode == 3 and "still being made" in o) for p, o in zip(procs, outputs)), outputs
     computed = [line for o in outputs for line in o.splitlines() if re.search(r"\] img\d: [0-9.]+ s$", line)]
     assert len(computed) == 4, outputs  # every image computed once, by one of the two runs
     assert len(entries(out)) == 4 and sorted(p.name for p in out.glob("*.json")) == [f"img{i}.json" for i in range(4)]

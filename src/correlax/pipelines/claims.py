@@ -1,12 +1,13 @@
 """Claims: exclusive lock files that say which worker computes a map, and that expire when it is gone.
 
-A claim file holds its owner: host, boot id, pid and that process's start time (``/proc/<pid>/stat``), and
-the owner refreshes the file's modification time every :data:`HEARTBEAT_SECONDS` while it holds the claim.
-Another worker takes a claim over when its owner is provably gone:
+A claim file holds its owner: host, boot id, pid namespace, pid and that process's start time
+(``/proc/<pid>/stat``), and the owner refreshes the file's modification time every :data:`HEARTBEAT_SECONDS`
+while it holds the claim. Another worker takes a claim over when its owner is provably gone:
 
-- same host and boot: the pid is not running, or runs a process started at another time (a reused pid);
+- same host, boot and pid namespace: the pid is not running, or runs a process started at another time (a
+  reused pid);
 - same host, another boot id: the machine has rebooted since;
-- otherwise (another host, or a claim without a start time): no heartbeat for :data:`STALE_SECONDS`;
+- otherwise (another host or container, or a claim without a start time): no heartbeat for :data:`STALE_SECONDS`;
 - a file that is empty or not JSON (its writer was killed mid-write): older than :data:`UNREADABLE_SECONDS`.
 
 A live owner is never taken over, so every wait on one has a bound (:class:`ClaimTimeout`).
@@ -46,6 +47,14 @@ def boot_id() -> str | None:
     return text.strip() if text else None
 
 
+def pid_namespace() -> str | None:
+    """This process's pid namespace (Linux): containers sharing a host name may not see each other's pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def process_start(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (field 22 of ``/proc/<pid>/stat``); None when no
     such process runs or the system has no ``/proc``."""
@@ -60,8 +69,8 @@ def process_start(pid: int) -> int | None:
 
 def owner() -> dict:
     """This process as a claim's owner."""
-    return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(), "start": process_start(os.getpid()),
-            "time": time.time()}  # fmt: skip
+    return {"host": socket.gethostname(), "boot_id": boot_id(), "pid_ns": pid_namespace(), "pid": os.getpid(),
+            "start": process_start(os.getpid()), "time": time.time()}  # fmt: skip
 
 
 def _pid_running(pid: int) -> bool:
@@ -80,7 +89,8 @@ def why_abandoned(info: dict | None, age: float) -> str | None:
     if info is None:
         return f"unreadable claim, {age:.0f} s old" if age > UNREADABLE_SECONDS else None
     pid, start = info.get("pid"), info.get("start")
-    if info.get("host") == socket.gethostname() and isinstance(pid, int):
+    same_pids = info.get("pid_ns") in (None, pid_namespace())  # pids of another container mean nothing here
+    if info.get("host") == socket.gethostname() and isinstance(pid, int) and same_pids:
         if info.get("boot_id") and boot_id() and info["boot_id"] != boot_id():
             return f"pid {pid} ran before this machine rebooted"
         if not _pid_running(pid):
