@@ -23,7 +23,7 @@ from correlax.pipelines import claims
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore
 from correlax.preprocess import PreprocessSettings
 
-FAST = ["--window", "32", "--stride", "16", "--masks", "4", "--batch-size", "64"]
+FAST = ["--window", "32", "--stride", "16", "--masks", "0", "--batch-size", "64"]  # the prediction map alone: fast
 LABELS = (NO_FINDING, MASS, CALCIFICATION)
 DAY = 24 * 3600
 
