@@ -11,11 +11,16 @@ from correlax.cli.options import add_correlax_options, correlax_settings, run_se
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("explain", help="CorRELAX heatmaps (.npz, overlay PNGs, peaks .json) for mammograms")
+    p = subparsers.add_parser(
+        "explain", help="CorRELAX heatmaps (.npz, overlay PNGs, peaks .json) for mammograms",
+        epilog="exit status: 0 all done; 1 an input failed (listed by name); 2 nothing could start (model, options, "
+        "--out); 3 images were left to another live worker sharing --out, still being made (listed by name)",
+    )  # fmt: skip
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors or training .ckpt)")
     p.add_argument("--out", required=True, type=Path,
-                   help="output folder; an image is skipped when it was done with the same model and settings")  # fmt: skip
+                   help="output folder; an image is skipped when it was done with the same model, spacing and settings "
+                        "and all its outputs exist (missing ones are made from the stored maps)")  # fmt: skip
     add_correlax_options(p)
     p.add_argument("--devices", type=int, default=1, help="processes (GPUs or CPU workers) per node")
     p.add_argument("--num-nodes", type=int, default=1)
