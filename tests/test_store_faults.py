@@ -107,6 +107,7 @@ def test_damaged_entries_are_named_and_computed_again_and_never_crash_view_or_po
     text = capsys.readouterr().out
     assert "2 explained, 0 already done" in text
     assert all(f"{path}: damaged map entry" in text for path in damaged)
+    assert all(f"the map of {image.resolve()}" in text for image in images)
     assert all(np.load(p)["prediction"].shape == (3, 72, 60) for p in [*store_entries(out), out / "1-1.npz"])
     damaged = damage()
     assert main(["view", str(out)]) == 1

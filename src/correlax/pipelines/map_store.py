@@ -171,8 +171,9 @@ class MapStore:
             return None
         except DamagedEntry as exc:
             if all(d.path != exc.path for d in self.damaged):
-                log.warning("%s; computing it again", exc)
-                self.damaged.append(exc)
+                named = DamagedEntry(exc.path, f"{exc.cause}, the map of {key.image.path}")
+                log.warning("%s; computing it again", named)
+                self.damaged.append(named)
             return None
         if meta != json.loads(json.dumps(key.describe(), default=str)):
             log.warning("%s: entry describes another input or setting, recomputing", path)
