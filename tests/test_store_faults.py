@@ -309,3 +309,15 @@ def test_output_names_do_not_depend_on_the_other_inputs(corpus, tmp_path, capsys
     assert main(explain(model, fresh, a, b)) == 0
     assert json.loads((fresh / "1-1.json").read_text())["source"] == str(b)
     assert {json.loads(p.read_text())["source"] for p in fresh.glob("1-1-*.json")} == {str(a)}
+
+
+def test_an_entry_whose_arrays_changed_fails_its_checksum(store_and_key):
+    store, key, _ = store_and_key
+    path = store.save(key, {"prediction": np.ones((2, 4, 4), np.float32)})
+    with np.load(path) as data:
+        meta = data["__entry__"]
+    np.savez_compressed(path, __entry__=meta, prediction=np.zeros((2, 4, 4), np.float32))  # a sound zip, other numbers
+    assert store.load(key) is None
+    assert "do not match the checksum" in str(store.damaged[0]) and key.image.path in str(store.damaged[0])
+    store.save(key, {"prediction": np.ones((2, 4, 4), np.float32)})
+    assert store.load(key)["prediction"].sum() == 32

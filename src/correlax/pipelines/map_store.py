@@ -129,12 +129,17 @@ def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def read_entry(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(description, arrays) of an entry file; raises DamagedEntry naming it when it is unreadable or its
-    arrays do not match the checksum written with them."""
+    """(key description, arrays) of an entry file; raises DamagedEntry naming it when it is unreadable or its
+    arrays do not match the checksum written with them. An entry written before checksums is returned as it
+    is (its key, without the preparation, matches no key of today: the store computes it again)."""
     try:
         with np.load(path) as data:
             meta = json.loads(str(data[_META]))
             arrays = {k: data[k] for k in data.files if k != _META}
+        if not isinstance(meta, dict):
+            raise ValueError("no entry description")
+        if "sha256" not in meta:
+            return meta, arrays
         checksum = meta["sha256"]
     except FileNotFoundError:
         raise
