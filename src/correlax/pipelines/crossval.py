@@ -42,6 +42,7 @@ EVAL_SEED = 1234  # crops of the held-out fold are planned with this seed, as in
 
 @dataclass(frozen=True)
 class CrossvalConfig:
+    """One cross-validation: folds, the training recipe, the explanation settings and methods, where to write."""
     out: Path
     folds: int
     train: TrainConfig  # its ``data`` is the whole manifest; ``out`` is replaced per fold

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalisationResult:
+    """The Pointing Game over a split: scores per method, report panels, per-pair outcomes and failures."""
     pointing_game: dict  # {method: PointingGameScorer.result()}
     panels: list[ImagePanel]
     outcomes: list[dict] = field(default_factory=list)  # per image, class and method: points and hits
@@ -159,6 +160,7 @@ def geometry_mm(settings: CorrelaxSettings, margin_px: float, spacings: Sequence
 
 
 def describe_geometry(g: dict, settings: CorrelaxSettings) -> str:
+    """The window, stride and margin in words, in mm where the pixel spacing is known."""
     px = f"window {settings.window} px, stride {settings.stride} px"
     if g["window_mm"] is None:
         return px + " (pixel spacing unknown)"
