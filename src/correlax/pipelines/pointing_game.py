@@ -180,6 +180,7 @@ def run_pointing_game(
     ``options`` go to :func:`explain_and_score` (``max_panels``, ``tolerance_mm``, ``margin_px``, ...)."""
     from correlax.evaluation.localisation import classifier_summary
     from correlax.fileio import write_json
+    from correlax.provenance import provenance
     from correlax.report import write_report
 
     options.setdefault("store_dir", out / "maps")
@@ -188,7 +189,8 @@ def run_pointing_game(
     settings = job.settings
     margin_px = settings.stride if options.get("margin_px") is None else options["margin_px"]
     geometry = geometry_mm(settings, margin_px, result.spacings)
-    metrics: dict = {"title": title, "run": {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}}
+    metrics: dict = {"provenance": provenance(), "title": title}
+    metrics["run"] = {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}
     if classification is not None:
         metrics["classifier"] = classifier_summary(classification)
         metrics["classification"] = classification
