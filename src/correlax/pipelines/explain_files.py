@@ -65,6 +65,8 @@ def collect_inputs(
 
 @dataclass
 class ExplainReport:
+    """What a batch of ``explain`` did: files explained, completed, skipped, left to another worker, failed
+    or passed over."""
     done: list[Path] = field(default_factory=list)  # explained now
     completed: list[Path] = field(default_factory=list)  # missing outputs made from the stored maps
     skipped: list[Path] = field(default_factory=list)  # already done with this model and these settings

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalisationResult:
+    """The Pointing Game over a split: scores per method, report panels, per-pair outcomes and failures."""
     pointing_game: dict  # {method: PointingGameScorer.result()}
     panels: list[ImagePanel]
     outcomes: list[dict] = field(default_factory=list)  # per image, class and method: points and hits
@@ -187,6 +188,7 @@ def geometry_mm(settings: CorrelaxSettings, margin_px: float, spacings: Sequence
 
 
 def describe_geometry(g: dict, settings: CorrelaxSettings) -> str:
+    """The window, stride and margin in words, in mm where the pixel spacing is known."""
     px = f"window {settings.window} px, stride {settings.stride} px"
     if g["window_mm"] is None:
         return px + " (pixel spacing unknown)"
@@ -205,13 +207,15 @@ def run_pointing_game(
     """Explain and score, then write ``out/metrics.json`` (strict JSON) and ``out/report/report.html``."""
     from correlax.evaluation.localisation import classifier_summary
     from correlax.fileio import write_json
+    from correlax.provenance import provenance
     from correlax.report import write_report
 
     viewer = ViewerWriter(out / "report", page="viewer.html", title=f"{title}: images")
     result = explain_and_score(job, progress, viewer)
     settings = job.settings
     geometry = geometry_mm(settings, job.margin, result.spacings)
-    metrics: dict = {"title": title, "run": {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}}
+    metrics: dict = {"provenance": provenance(), "title": title}
+    metrics["run"] = {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}
     if classification is not None:
         metrics["classifier"] = classifier_summary(classification)
         metrics["classification"] = classification
