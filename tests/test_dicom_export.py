@@ -1,6 +1,7 @@
 """DICOM outputs (Parametric Map, TID 1500 SR, GSPS, overlays) land on the stored pixels, flips and MONOCHROME1
 included, and report only the findings the model calls, in standard codes."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,41 @@ def test_source_that_does_not_match_the_maps_names_the_file(tmp_path):
         write_dicom_outputs(path, maps, LABELS[1:], probabilities, {}, geometry, tmp_path / "out")
     with pytest.raises(FileProblem, match=r"nothing\.dcm: cannot read"):
         write_dicom_outputs(tmp_path / "nothing.dcm", maps, LABELS[1:], probabilities, {}, geometry, tmp_path / "out")
+
+
+# dciodvfy errors a Parametric Map of a projection mammogram keeps (docs/dicom.md): the IOD asks for a Frame of
+# Reference and a plane position/orientation, which a projection image does not have.
+PM_ERRORS = {
+    "Missing attribute Type 1 Required Element=<FrameOfReferenceUID> Module=<FrameOfReference>",
+    "Missing attribute Type 2 Required Element=<PositionReferenceIndicator> Module=<FrameOfReference>",
+    "Missing attribute Type 1 Required Element=<PlaneOrientationSequence> Module=<PlaneOrientationMacro>",
+    "Missing attribute Type 1 Required Element=<PlanePositionSequence> Module=<PlanePositionMacro>",
+    "Missing attribute Type 1 Required Element=<PlanePositionSlideSequence> Module=<PlanePositionSlideMacro>",
+}
+
+
+def dciodvfy_errors(path: Path) -> set[str]:
+    """The distinct errors dicom3tools' dciodvfy reports for one file."""
+    import subprocess
+
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    lines = (run.stdout + run.stderr).splitlines()
+    return {line.split("Error - ", 1)[1].strip() for line in lines if "Error - " in line}
+
+
+@pytest.mark.skipif(not shutil.which("dciodvfy"), reason="dciodvfy not installed (Debian package dicom3tools)")
+@pytest.mark.parametrize("called", [True, False])
+def test_dciodvfy_finds_no_errors_but_the_documented_ones(tmp_path, called):
+    """Every object for a synthetic mammogram (ImagerPixelSpacing only, a window and a VOI LUT), with findings
+    called and without: no dciodvfy error, except the Parametric Map's documented frame-of-reference ones."""
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 16]
+    lut.LUTData = np.arange(0, 65536, 16, dtype="<u2").tobytes()
+    probabilities = CALLED if called else {"no_finding": 0.9, "mass": 0.1, "calcification": 0.1}
+    _, _, out, _ = _outputs(tmp_path, probabilities=probabilities, window=(1000, 2000), extra={"VOILUTSequence": [lut]})
+    assert len(out) == (10 if called else 8)
+    for path in out:
+        errors = dciodvfy_errors(path)
+        allowed = PM_ERRORS if path.name.endswith(".pm.dcm") else set()
+        assert errors <= allowed, (path.name, errors - allowed)
+    assert dciodvfy_errors(out[0]) == PM_ERRORS  # the check sees errors at all
