@@ -163,6 +163,14 @@ def test_sr_uses_standard_codes_finding_site_laterality_and_an_image_library(tmp
     assert [s.CodingSchemeDesignator for s in sr.CodingSchemeIdentificationSequence] == ["99CORRELAX"]
 
 
+def test_a_header_without_patient_orientation_gets_an_sr_without_image_library(tmp_path):
+    """The Image Library entry of a projection image needs Patient Orientation: without it the SR is still written."""
+    _outputs(tmp_path, extra={"PatientOrientation": ""})
+    sr = pydicom.dcmread(tmp_path / "out" / "src.sr.dcm")
+    assert not [c for c in _items(sr, "CONTAINER") if c.ConceptNameCodeSequence[0].CodeValue == "111028"]
+    assert len(_items(sr, "SCOORD")) == 4
+
+
 def test_a_source_with_a_window_and_a_voi_lut_keeps_its_gsps(tmp_path):
     """Item 3: Window Center/Width and a VOI LUT Sequence are both legal; the GSPS takes the VOI LUT Sequence's
     first LUT (what the reader applies) and no window."""
@@ -202,8 +210,9 @@ def test_a_four_view_exam_gets_one_series_per_kind(tmp_path):
     objects = []
     for number, (right, view) in enumerate([(False, "CC"), (True, "CC"), (False, "MLO"), (True, "MLO")], 1):
         name = f"{'R' if right else 'L'}{view}"
+        orientation = {"PatientOrientation": ["P" if right else "A", "FL" if right else "FR"]} if view == "MLO" else {}
         _, _, out, _ = _outputs(tmp_path, right=right, name=name, series=SeriesPlan("run 1", number),
-                                extra={"StudyInstanceUID": study, "ViewPosition": view})  # fmt: skip
+                                extra={"StudyInstanceUID": study, "ViewPosition": view, **orientation})  # fmt: skip
         objects += [pydicom.dcmread(p, stop_before_pixels=True) for p in out]
     by_series: dict[str, list] = {}
     for ds in objects:
@@ -216,6 +225,8 @@ def test_a_four_view_exam_gets_one_series_per_kind(tmp_path):
         assert len({ds.InstanceNumber for ds in members}) == len(members)
         numbers[members[0].SOPClassUID.name] = members[0].SeriesNumber
     assert len(set(numbers.values())) == 4, numbers
+    overlay = pydicom.dcmread(tmp_path / "out" / "RMLO_overlay_mass.sc.dcm", stop_before_pixels=True)
+    assert list(overlay.PatientOrientation) == ["P", "FL"]  # an oblique view's orientation, as the source states it
     gsps = [ds for ds in objects if ds.SOPClassUID == GrayscaleSoftcopyPresentationStateStorage]
     assert len(gsps) == 4 and "presentation state" in gsps[0].SeriesDescription
     assert len(by_series[gsps[0].SeriesInstanceUID]) == 4
@@ -290,3 +301,15 @@ def test_dciodvfy_finds_no_errors_but_the_documented_ones(tmp_path, called):
         allowed = PM_ERRORS if path.name.endswith(".pm.dcm") else set()
         assert errors <= allowed, (path.name, errors - allowed)
     assert dciodvfy_errors(out[0]) == PM_ERRORS  # the check sees errors at all
+
+
+def test_blend_leaves_the_image_where_the_map_is_zero_and_colours_it_where_it_is_high():
+    from matplotlib import colormaps
+
+    from correlax.report.dicom_overlay import COLORMAP, MAX_ALPHA, blend
+
+    grey = np.full((2, 2), 100, np.uint8)
+    rgb = blend(grey, np.array([[-0.5, 0.0], [1.0, 2.0]]))
+    assert (rgb[0] == 100).all()  # at or below 0: the image's own grey
+    top = np.asarray(colormaps[COLORMAP](1.0)[:3]) * 255
+    assert np.abs(rgb[1].astype(float) - ((1 - MAX_ALPHA) * 100 + MAX_ALPHA * top)).max() <= 1  # clipped to 1

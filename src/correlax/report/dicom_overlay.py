@@ -7,6 +7,8 @@ Image Comments, the series description). The Parametric Maps stay the values for
 
 from __future__ import annotations
 
+from functools import cache
+
 import cv2
 import numpy as np
 from matplotlib import colormaps
@@ -22,11 +24,22 @@ MAX_ALPHA = 0.6  # opacity of the colour where the map is at its maximum (1); 0 
 
 def blend(grey: np.ndarray, heat: np.ndarray) -> np.ndarray:
     """(H, W) uint8 image and (H, W) map in [0, 1] → (H, W, 3) uint8 RGB: the map's colour over the image,
-    as opaque as the map is high (values ≤ 0 leave the image as it is)."""
-    weight = MAX_ALPHA * np.clip(heat, 0.0, 1.0)[..., None]
-    colour = colormaps[COLORMAP](np.clip(heat, 0.0, 1.0))[..., :3] * 255.0
-    rgb = np.repeat(grey[..., None].astype(np.float64), 3, axis=2)
-    return np.round((1 - weight) * rgb + weight * colour).astype(np.uint8)
+    as opaque as the map is high (values ≤ 0 leave the image as it is). The map is quantised to 256 levels,
+    which keeps a full-field mammogram's working memory small."""
+    level = np.round(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)
+    colour = _colour_table()[level]
+    weight = level.astype(np.float32) * np.float32(MAX_ALPHA / 255)
+    base = grey.astype(np.float32)
+    out = np.empty((*grey.shape, 3), np.uint8)
+    for c in range(3):
+        out[..., c] = np.round(base + weight * (colour[..., c] - base))
+    return out
+
+
+@cache
+def _colour_table() -> np.ndarray:
+    """(256, 3) uint8: the colour map at 256 levels."""
+    return np.round(colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
 def burn_in(rgb: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -57,15 +70,17 @@ def overlay_image(src: Dataset, rgb: np.ndarray, title: str, series: tuple[str, 
     from pydicom.sr.codedict import codes
 
     uid, number, description = series
-    orientation = tuple(src.get("PatientOrientation", ())) or None
     side = source_laterality(src)
     sc = hd.sc.SCImage.from_ref_dataset(
         src, rgb, "RGB", 8, "PATIENT", uid, number, generate_uid(), instance_number, DEVICE["manufacturer"],
-        patient_orientation=orientation, laterality=side if side in ("L", "R") else None,
+        patient_orientation=("A", "F"), laterality=side if side in ("L", "R") else None,
         transfer_syntax_uid="1.2.840.10008.1.2.1",
         series_description=description, manufacturer_model_name=DEVICE["manufacturer_model_name"],
         software_versions=DEVICE["software_versions"],
     )  # fmt: skip
+    # highdicom 0.28 accepts single-letter orientations only, and oblique views have e.g. A\FR: the placeholder
+    # above is replaced by the source's own value (empty when it has none: type 2 for a Secondary Capture)
+    sc.PatientOrientation = src.get("PatientOrientation") or ""
     sc.BurnedInAnnotation = "YES"
     sc.ImageType = ["DERIVED", "SECONDARY"]
     sc.ImageComments = f"{NOT_FOR_DIAGNOSIS}. {title}"[:10240]
