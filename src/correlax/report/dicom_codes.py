@@ -49,3 +49,12 @@ def source_laterality(ds: Dataset) -> str:
     """The image's laterality (Image Laterality, else the series' Laterality): "L", "R", "B" or ""."""
     value = str(ds.get("ImageLaterality", "") or ds.get("Laterality", "")).strip().upper()
     return value if value in LATERALITY else ""
+
+
+def private_scheme():
+    """The Coding Scheme Identification item of the private scheme (highdicom's)."""
+    import highdicom as hd
+
+    return hd.coding_schemes.CodingSchemeIdentificationItem(
+        designator=PRIVATE_SCHEME, name=PRIVATE_SCHEME_NAME, responsible_organization="correlax"
+    )

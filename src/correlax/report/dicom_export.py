@@ -26,7 +26,7 @@ from correlax.report.dicom_findings import CalledFinding, called_findings, peak_
 from correlax.report.dicom_gsps import presentation_state
 from correlax.report.dicom_overlay import blend, burn_in, overlay_image
 from correlax.report.dicom_pm import MAP_NAMES, parametric_map
-from correlax.report.dicom_series import NOT_FOR_DIAGNOSIS, SERIES, SeriesPlan
+from correlax.report.dicom_series import NOT_FOR_DIAGNOSIS, SeriesPlan
 from correlax.report.dicom_sr import structured_report
 
 _TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
@@ -67,10 +67,10 @@ def write_dicom_outputs(
     """
     src = source_dataset(source, geometry)
     stem = name or source.stem
-    plan = series or SeriesPlan.single()
+    plan, study = series or SeriesPlan.single(), src.StudyInstanceUID
     findings = called_findings(labels, probabilities, thresholds)
     written: list[Path] = []
-    pm_series = _series(src, plan, "pm")
+    pm_series = plan.series(study, "pm")
     pairs = [(n, c, lb) for n in maps for c, lb in enumerate(labels)]
     for number, (map_name, c, label) in enumerate(pairs, 1):
         stored = geometry.map_to_stored(maps[map_name][c])
@@ -78,9 +78,9 @@ def write_dicom_outputs(
         written.append(_save(pm, out_dir / f"{stem}_{map_name}_{label}.pm.dcm", src))
     marks = peak_marks(peaks, findings, geometry)
     side = source_laterality(src)
-    sr = structured_report(src, marks, side, _series(src, plan, "sr"), plan.instance_number(1))
+    sr = structured_report(src, marks, side, plan.series(study, "sr"), plan.instance_number(1))
     written.append(_save(sr, out_dir / f"{stem}.sr.dcm", src))
-    gsps = presentation_state(src, marks, _series(src, plan, "gsps"), plan.instance_number(1))
+    gsps = presentation_state(src, marks, plan.series(study, "gsps"), plan.instance_number(1))
     written.append(_save(gsps, out_dir / f"{stem}.gsps.dcm", src))
     if findings:
         grey = to_uint8(read_display(source) if display is None else display)
@@ -88,7 +88,7 @@ def write_dicom_outputs(
             heat, title = overlay_heat(maps, labels, finding, geometry)
             rgb = burn_in(blend(grey, heat), [NOT_FOR_DIAGNOSIS, title])
             number = plan.instance_number(len(labels), labels.index(finding.label) + 1)
-            sc = overlay_image(src, rgb, title, _series(src, plan, "overlay"), number)
+            sc = overlay_image(src, rgb, title, plan.series(study, "overlay"), number)
             written.append(_save(sc, out_dir / f"{stem}_overlay_{finding.label}.sc.dcm", src))
     return written
 
@@ -151,10 +151,6 @@ def one_voi_transform(ds: Dataset) -> Dataset:
             if isinstance(value, pydicom.multival.MultiValue):
                 setattr(ds, keyword, value[0])
     return ds
-
-
-def _series(src: Dataset, plan: SeriesPlan, kind: str) -> tuple[str, int, str]:
-    return plan.series_uid(src.StudyInstanceUID, kind), SERIES[kind].number, SERIES[kind].description
 
 
 def _save(ds: Dataset, path: Path, src: Dataset) -> Path:

@@ -11,7 +11,7 @@ from pydicom.uid import generate_uid
 from correlax.labels import DISPLAY_NAMES
 from correlax.report.dicom_findings import PeakMark
 from correlax.report.dicom_pm import MAP_NAMES
-from correlax.report.dicom_series import DEVICE
+from correlax.report.dicom_series import DEVICE, Series
 
 
 def caption(mark: PeakMark) -> str:
@@ -19,7 +19,7 @@ def caption(mark: PeakMark) -> str:
     return f"{name} p = {mark.finding.probability:.2f} ({MAP_NAMES[mark.map]} peak {mark.value:.2f})"[:64]
 
 
-def presentation_state(src: Dataset, marks: Sequence[PeakMark], series: tuple[str, int, str], instance_number: int,
+def presentation_state(src: Dataset, marks: Sequence[PeakMark], series: Series, instance_number: int,
                        radius: float | None = None) -> Dataset:  # fmt: skip
     """Each mark as a circle with a caption; without marks, one "CorRELAX: no finding" caption in the top-left
     corner. ``src`` carries the one VOI transform the display uses; MONOCHROME1 keeps its inverted display."""
@@ -39,9 +39,8 @@ def presentation_state(src: Dataset, marks: Sequence[PeakMark], series: tuple[st
     annotation = hd.pr.GraphicAnnotation([src], layer, graphic_objects=circles or None, text_objects=captions)
     inverse = src.get("PhotometricInterpretation") == "MONOCHROME1"
     lut = hd.PresentationLUTTransformation(presentation_lut_shape="INVERSE" if inverse else "IDENTITY")
-    uid, number, description = series
     return hd.pr.GrayscaleSoftcopyPresentationState(
-        [src], uid, number, generate_uid(), instance_number, **DEVICE, content_label="CORRELAX",
+        [src], series.uid, series.number, generate_uid(), instance_number, **DEVICE, content_label="CORRELAX",
         content_description="CorRELAX findings", graphic_annotations=[annotation], graphic_layers=[layer],
-        presentation_lut_transformation=lut, series_description=description,
+        presentation_lut_transformation=lut, series_description=series.description,
     )  # fmt: skip

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from correlax.report.dicom_codes import source_laterality
-from correlax.report.dicom_series import DEVICE, NOT_FOR_DIAGNOSIS
+from correlax.report.dicom_series import DEVICE, NOT_FOR_DIAGNOSIS, Series
 
 COLORMAP = "turbo"
 MAX_ALPHA = 0.6  # opacity of the colour where the map is at its maximum (1); 0 where it is 0 or below
@@ -63,19 +63,18 @@ def burn_in(rgb: np.ndarray, lines: list[str]) -> np.ndarray:
     return out
 
 
-def overlay_image(src: Dataset, rgb: np.ndarray, title: str, series: tuple[str, int, str],
+def overlay_image(src: Dataset, rgb: np.ndarray, title: str, series: Series,
                   instance_number: int) -> Dataset:  # fmt: skip
     """A Secondary Capture of ``rgb`` (the source's grid) in the source's study, deriving from the source."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    uid, number, description = series
     side = source_laterality(src)
     sc = hd.sc.SCImage.from_ref_dataset(
-        src, rgb, "RGB", 8, "PATIENT", uid, number, generate_uid(), instance_number, DEVICE["manufacturer"],
+        src, rgb, "RGB", 8, "PATIENT", series.uid, series.number, generate_uid(), instance_number, DEVICE["manufacturer"],
         patient_orientation=("A", "F"), laterality=side if side in ("L", "R") else None,
         transfer_syntax_uid="1.2.840.10008.1.2.1",
-        series_description=description, manufacturer_model_name=DEVICE["manufacturer_model_name"],
+        series_description=series.description, manufacturer_model_name=DEVICE["manufacturer_model_name"],
         software_versions=DEVICE["software_versions"],
     )  # fmt: skip
     # highdicom 0.28 accepts single-letter orientations only, and oblique views have e.g. A\FR: the placeholder

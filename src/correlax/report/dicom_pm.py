@@ -11,7 +11,7 @@ from pydicom.uid import generate_uid
 
 from correlax.labels import DISPLAY_NAMES
 from correlax.report.dicom_codes import NO_UNITS
-from correlax.report.dicom_series import DEVICE
+from correlax.report.dicom_series import DEVICE, Series
 
 MAP_NAMES = {"prediction": "prediction map", "corr_pred": "correlation map"}
 VALUE_RANGES = {"prediction": (0.0, 1.0), "corr_pred": (-1.0, 1.0)}
@@ -29,12 +29,11 @@ def parametric_map(
     stored: np.ndarray,
     name: str,
     label: str,
-    series: tuple[str, int, str],
+    series: Series,
     instance_number: int,
     spacing: tuple[float, float] | None,
 ) -> Dataset:
-    """A Parametric Map of one class's map on the source's stored grid. ``series``: (UID, number, description);
-    ``spacing``: (row, column) mm of the stored grid, written as the Pixel Measures (None: unknown)."""
+    """A Parametric Map of one class's map on the source's stored grid. ``spacing``: (row, column) mm of the stored grid, written as the Pixel Measures (None: unknown)."""
     import highdicom as hd
 
     lo, hi = VALUE_RANGES.get(name, (float(stored.min()), float(stored.max())))
@@ -46,12 +45,11 @@ def parametric_map(
     )  # fmt: skip
     measures = None if spacing is None else hd.PixelMeasuresSequence(pixel_spacing=spacing, slice_thickness=None)
     window = hd.VOILUTTransformation(window_center=LEVELS / 2, window_width=LEVELS + 1)
-    uid, number, description = series
     return _parametric_map_class()(
-        [src], quantise(stored, (lo, hi)), uid, number, generate_uid(), instance_number, **DEVICE,
+        [src], quantise(stored, (lo, hi)), series.uid, series.number, generate_uid(), instance_number, **DEVICE,
         contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
         voi_lut_transformations=[window], content_label=f"{name}_{label}"[:16].upper(),
-        content_description=f"CorRELAX {title}"[:64], series_description=description, pixel_measures=measures,
+        content_description=f"CorRELAX {title}"[:64], series_description=series.description, pixel_measures=measures,
     )  # fmt: skip
 
 

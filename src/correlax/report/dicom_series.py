@@ -9,6 +9,7 @@ place in the run, so they stay distinct within a series.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydicom.uid import generate_uid
 
@@ -33,6 +34,12 @@ SERIES: dict[str, SeriesKind] = {
 }
 
 
+class Series(NamedTuple):
+    uid: str
+    number: int
+    description: str
+
+
 @dataclass(frozen=True)
 class SeriesPlan:
     """``run_key``: the same text for every image of a run (e.g. output folder, model and settings);
@@ -46,8 +53,10 @@ class SeriesPlan:
         """Series of their own, for an export outside a run."""
         return cls(run_key=generate_uid())
 
-    def series_uid(self, study_uid: str, kind: str) -> str:
-        return generate_uid(entropy_srcs=[self.run_key, study_uid, kind])
+    def series(self, study_uid: str, kind: str) -> Series:
+        """The run's series of ``kind`` (a key of :data:`SERIES`) in the study."""
+        uid = generate_uid(entropy_srcs=[self.run_key, study_uid, kind])
+        return Series(uid, SERIES[kind].number, SERIES[kind].description)
 
     def instance_number(self, per_image: int, index: int = 1) -> int:
         """The ``index``-th (from 1) of the ``per_image`` objects of a kind this image has."""

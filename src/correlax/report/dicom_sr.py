@@ -23,7 +23,7 @@ def finding_site(laterality: str):
     return hd.sr.FindingSite(anatomic_location=code.BREAST, laterality=code.LATERALITY.get(laterality))
 
 
-def structured_report(src: Dataset, marks: Sequence[PeakMark], laterality: str, series: tuple[str, int, str],
+def structured_report(src: Dataset, marks: Sequence[PeakMark], laterality: str, series: Series,
                       instance_number: int) -> Dataset:  # fmt: skip
     """One planar ROI (the map's peak, a point) per mark, with the finding's standard code, its site and the
     predicted probability; without marks, one "Finding: No abnormality" for the image. The Image Library
@@ -62,11 +62,10 @@ def structured_report(src: Dataset, marks: Sequence[PeakMark], laterality: str, 
     )  # fmt: skip
     library = [src] if has_library_descriptors(src) else None
     report = hd.sr.MeasurementReport(observer, codes.LN.BreastUnilateralMammogram, groups, referenced_images=library)
-    uid, number, description = series
     return hd.sr.ComprehensiveSR(
-        evidence=[src], content=report[0], series_instance_uid=uid, series_number=number,
+        evidence=[src], content=report[0], series_instance_uid=series.uid, series_number=series.number,
         sop_instance_uid=generate_uid(), instance_number=instance_number, manufacturer="correlax",
-        series_description=description, coding_schemes=[private_scheme()],
+        series_description=series.description, coding_schemes=[code.private_scheme()],
     )  # fmt: skip
 
 
@@ -74,12 +73,3 @@ def has_library_descriptors(src: Dataset) -> bool:
     """Whether the header has what a TID 1602 entry of a projection image needs (highdicom reads both): Patient
     Orientation and Imager Pixel Spacing, type 1 for MG and DX; files without them get no Image Library."""
     return bool(src.get("PatientOrientation")) and bool(src.get("ImagerPixelSpacing"))
-
-
-def private_scheme():
-    """The Coding Scheme Identification item of the private scheme (the map-peak concepts)."""
-    import highdicom as hd
-
-    return hd.coding_schemes.CodingSchemeIdentificationItem(
-        designator=code.PRIVATE_SCHEME, name=code.PRIVATE_SCHEME_NAME, responsible_organization="correlax"
-    )
