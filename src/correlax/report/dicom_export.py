@@ -47,7 +47,6 @@ def write_dicom_outputs(
     thresholds: Mapping[str, float] | None = None,
     spacing: tuple[float, float] | None = None,
     series: SeriesPlan | None = None,
-    display: np.ndarray | None = None,
 ) -> list[Path]:
     """Write, for one source DICOM, the objects below into ``out_dir`` and return their paths (``<stem>``:
     ``name``, e.g. the output name ``correlax explain`` gives the image, else the source's stem).
@@ -58,8 +57,8 @@ def write_dicom_outputs(
     - ``<stem>.sr.dcm`` (TID 1500) and ``<stem>.gsps.dcm``: per finding the model calls (probability at or above
       its threshold in ``thresholds``, the model's validation-chosen ones), each map's peak with the probability;
       "no finding" once when none is called;
-    - ``<stem>_overlay_<label>.sc.dcm`` per called finding: the source (``display``: its pixels as the reader
-      shows them, read from ``source`` when None) with the finding's map blended in, not for diagnostic use.
+    - ``<stem>_overlay_<label>.sc.dcm`` per called finding: the source's pixels as the reader shows them with
+      the finding's map blended in, not for diagnostic use.
 
     ``peaks`` is ``{map: {label: {"x", "y", "value"}}}`` in prepared-grid pixels (as ``correlax explain``
     writes them). ``series`` puts the objects in the run's series (default: series of their own). Raises
@@ -83,7 +82,7 @@ def write_dicom_outputs(
     gsps = presentation_state(src, marks, plan.series(study, "gsps"), plan.instance_number(1))
     written.append(_save(gsps, out_dir / f"{stem}.gsps.dcm", src))
     if findings:
-        grey = to_uint8(read_display(source) if display is None else display)
+        grey = to_uint8(read_display(source))
         for finding in findings:
             heat, title = overlay_heat(maps, labels, finding, geometry)
             rgb = burn_in(blend(grey, heat), [NOT_FOR_DIAGNOSIS, title])
