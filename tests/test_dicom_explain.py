@@ -3,8 +3,10 @@ into the maps, the images of a study share one series per kind."""
 
 import json
 
+import numpy as np
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from correlax.preprocess import PreprocessSettings
@@ -15,8 +17,8 @@ pytest.importorskip("highdicom")
 
 def test_explain_dicom_reports_what_the_model_calls_in_the_runs_series(tmp_path):
     """A tiny untrained model whose validation thresholds call mass on every image (0) and calcification on
-    none (1); two views of one study, the right MONOCHROME1 one mirrored by the canonical flip, ImagerPixelSpacing
-    only. The Parametric Map holds the peak's value where the JSON says it is."""
+    none (1); two views of one study, the right MONOCHROME1 one mirrored by the canonical flip, the left one with a
+    window and a VOI LUT, ImagerPixelSpacing only. The Parametric Map holds the peak's value where the JSON says it is."""
     import torch
 
     from correlax.cli.main import main
@@ -29,9 +31,12 @@ def test_explain_dicom_reports_what_the_model_calls_in_the_runs_series(tmp_path)
     ckpt = save_checkpoint(tmp_path / "tiny.safetensors", create_model("tiny", labels), info)
     study = generate_uid()
     (tmp_path / "in").mkdir()
+    lut = Dataset()  # the left view has both a window and a VOI LUT Sequence (legal): its GSPS must be written
+    lut.LUTDescriptor, lut.LUTData = [4096, 0, 16], np.arange(0, 65536, 16, dtype="<u2").tobytes()
+    voi = {"WindowCenter": 1000, "WindowWidth": 2000, "VOILUTSequence": [lut]}
     for name, right in (("left", False), ("right", True)):
         write_mammogram(tmp_path / "in" / f"{name}.dcm", right=right, monochrome1=right, imager_spacing=(0.1, 0.1),
-                        extra={"StudyInstanceUID": study})  # fmt: skip
+                        extra={"StudyInstanceUID": study, **({} if right else voi)})  # fmt: skip
     out = tmp_path / "out"
     args = ["explain", "--model", str(ckpt), "--out", str(out), str(tmp_path / "in"), "--window", "32", "--stride", "16"]
     assert main([*args, "--masks", "8", "--dicom"]) == 0
@@ -50,6 +55,7 @@ def test_explain_dicom_reports_what_the_model_calls_in_the_runs_series(tmp_path)
         assert stored + mapping.RealWorldValueIntercept == pytest.approx(peak["value"], abs=1e-4)
 
     objects = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(out.glob("*.dcm"))]
+    assert {p.name for p in out.glob("*.gsps.dcm")} == {"left.gsps.dcm", "right.gsps.dcm"}
     overlays = sorted(p.name for p in out.glob("*.sc.dcm"))
     assert overlays == ["left_overlay_mass.sc.dcm", "right_overlay_mass.sc.dcm"]  # mass called, calcification not
     for sr in (ds for ds in objects if ds.Modality == "SR"):
