@@ -80,7 +80,9 @@ def write_dicom(
 SPOTS = {"mass": (30, 70), "calcification": (44, 40)}  # stored (x, y) of a bright spot per class, breast on the left
 
 
-def write_mammogram(path: str | Path, right: bool = False, monochrome1: bool = False, **kwargs) -> dict[str, tuple[int, int]]:
+def write_mammogram(
+    path: str | Path, right: bool = False, monochrome1: bool = False, **kwargs
+) -> dict[str, tuple[int, int]]:
     """A 12-bit 120×80 breast with a 3-px bright spot per class of :data:`SPOTS`, mirrored when ``right``,
     inverted for MONOCHROME1; Imager Pixel Spacing 0.1 mm (no Pixel Spacing: most mammography) and a Patient
     Orientation unless ``kwargs`` says otherwise (they go to :func:`write_dicom`). Returns the spots' stored (x, y)."""
@@ -96,6 +98,7 @@ def write_mammogram(path: str | Path, right: bool = False, monochrome1: bool = F
     stored = 4095 - display if monochrome1 else display
     kwargs.setdefault("imager_spacing", (0.1, 0.1))
     extra = {"PatientOrientation": ["P", "L"] if right else ["A", "R"], **kwargs.pop("extra", {})}
-    write_dicom(path, stored.astype(np.uint16), bits_stored=12, photometric="MONOCHROME1" if monochrome1 else "MONOCHROME2",
+    photometric = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
+    write_dicom(path, stored.astype(np.uint16), bits_stored=12, photometric=photometric,
                 laterality="R" if right else "L", view="CC", extra=extra, **kwargs)  # fmt: skip
     return spots

@@ -18,7 +18,8 @@ pytest.importorskip("highdicom")
 def test_explain_dicom_reports_what_the_model_calls_in_the_runs_series(tmp_path):
     """A tiny untrained model whose validation thresholds call mass on every image (0) and calcification on
     none (1); two views of one study, the right MONOCHROME1 one mirrored by the canonical flip, the left one with a
-    window and a VOI LUT, ImagerPixelSpacing only. The Parametric Map holds the peak's value where the JSON says it is."""
+    window and a VOI LUT, ImagerPixelSpacing only. The Parametric Map holds the peak's value where the JSON says
+    it is."""
     import torch
 
     from correlax.cli.main import main
@@ -38,8 +39,8 @@ def test_explain_dicom_reports_what_the_model_calls_in_the_runs_series(tmp_path)
         write_mammogram(tmp_path / "in" / f"{name}.dcm", right=right, monochrome1=right, imager_spacing=(0.1, 0.1),
                         extra={"StudyInstanceUID": study, **({} if right else voi)})  # fmt: skip
     out = tmp_path / "out"
-    args = ["explain", "--model", str(ckpt), "--out", str(out), str(tmp_path / "in"), "--window", "32", "--stride", "16"]
-    assert main([*args, "--masks", "8", "--dicom"]) == 0
+    args = ["explain", "--model", str(ckpt), "--out", str(out), str(tmp_path / "in"), "--window", "32"]
+    assert main([*args, "--stride", "16", "--masks", "8", "--dicom"]) == 0
 
     summary = json.loads((out / "right.json").read_text())
     assert summary["grid"]["flipped"]
@@ -59,7 +60,8 @@ def test_explain_dicom_reports_what_the_model_calls_in_the_runs_series(tmp_path)
     overlays = sorted(p.name for p in out.glob("*.sc.dcm"))
     assert overlays == ["left_overlay_mass.sc.dcm", "right_overlay_mass.sc.dcm"]  # mass called, calcification not
     for sr in (ds for ds in objects if ds.Modality == "SR"):
-        findings = {c.ConceptCodeSequence[0].CodeValue for c in _codes(sr) if c.ConceptNameCodeSequence[0].CodeValue == "121071"}
+        finding_items = [c for c in _codes(sr) if c.ConceptNameCodeSequence[0].CodeValue == "121071"]  # Finding
+        findings = {c.ConceptCodeSequence[0].CodeValue for c in finding_items}
         assert findings == {"4147007"}  # Mass only: never No Finding, never the uncalled calcification
     series = {}
     for ds in objects:

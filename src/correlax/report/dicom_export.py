@@ -98,7 +98,8 @@ def overlay_heat(maps: Mapping[str, np.ndarray], labels: Sequence[str], finding:
     (where it is positive) when there is one, else the prediction map."""
     name = "corr_pred" if "corr_pred" in maps else "prediction"
     heat = geometry.map_to_stored(maps[name][list(labels).index(finding.label)])
-    title = f"CorRELAX {DISPLAY_NAMES.get(finding.label, finding.label)} p = {finding.probability:.2f}, {MAP_NAMES[name]}"
+    finding_name = DISPLAY_NAMES.get(finding.label, finding.label)
+    title = f"CorRELAX {finding_name} p = {finding.probability:.2f}, {MAP_NAMES[name]}"
     return heat, title
 
 

@@ -48,7 +48,9 @@ def called_findings(
 
 
 def peak_marks(
-    peaks: Mapping[str, Mapping[str, Mapping[str, float]]], findings: Sequence[CalledFinding], geometry: PreparedGeometry
+    peaks: Mapping[str, Mapping[str, Mapping[str, float]]],
+    findings: Sequence[CalledFinding],
+    geometry: PreparedGeometry,
 ) -> list[PeakMark]:
     """Per called finding and map in :data:`PEAK_MAPS`, the map's peak (``peaks``: ``{map: {label: {"x", "y",
     "value"}}}`` in prepared-grid pixels) on the source's pixel grid."""

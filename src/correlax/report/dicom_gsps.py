@@ -31,7 +31,8 @@ def presentation_state(src: Dataset, marks: Sequence[PeakMark], series: Series, 
     circles, captions = [], []
     for mark in marks:
         x, y = mark.x, mark.y
-        circles.append(hd.pr.GraphicObject(hd.pr.GraphicTypeValues.CIRCLE, np.array([[x, y], [x + radius, y]]), "PIXEL"))
+        outline = np.array([[x, y], [x + radius, y]])  # centre, a point on the circle
+        circles.append(hd.pr.GraphicObject(hd.pr.GraphicTypeValues.CIRCLE, outline, "PIXEL"))
         captions.append(hd.pr.TextObject(caption(mark), "PIXEL", anchor_point=(x, y)))
     if not marks:
         box = (1.0, 1.0, max(2.0, columns / 2), max(2.0, rows / 20))

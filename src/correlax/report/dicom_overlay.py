@@ -58,7 +58,8 @@ def burn_in(rgb: np.ndarray, lines: list[str]) -> np.ndarray:
         (tw, th), base = cv2.getTextSize(line, font, scale, thickness)
         x0 = 0 if left else max(0, w - tw - 2 * thickness)
         cv2.rectangle(out, (x0, y), (x0 + tw + 2 * thickness, y + th + base + 2 * thickness), (0, 0, 0), -1)
-        cv2.putText(out, line, (x0 + thickness, y + th + thickness), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        origin = (x0 + thickness, y + th + thickness)
+        cv2.putText(out, line, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         y += th + base + 2 * thickness
     return out
 
@@ -71,7 +72,8 @@ def overlay_image(src: Dataset, rgb: np.ndarray, title: str, series: Series,
 
     side = source_laterality(src)
     sc = hd.sc.SCImage.from_ref_dataset(
-        src, rgb, "RGB", 8, "PATIENT", series.uid, series.number, generate_uid(), instance_number, DEVICE["manufacturer"],
+        src, rgb, "RGB", 8, "PATIENT", series.uid, series.number, generate_uid(), instance_number,
+        DEVICE["manufacturer"],
         patient_orientation=("A", "F"), laterality=side if side in ("L", "R") else None,
         transfer_syntax_uid="1.2.840.10008.1.2.1",
         series_description=series.description, manufacturer_model_name=DEVICE["manufacturer_model_name"],

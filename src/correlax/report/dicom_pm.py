@@ -33,7 +33,8 @@ def parametric_map(
     instance_number: int,
     spacing: tuple[float, float] | None,
 ) -> Dataset:
-    """A Parametric Map of one class's map on the source's stored grid. ``spacing``: (row, column) mm of the stored grid, written as the Pixel Measures (None: unknown)."""
+    """A Parametric Map of one class's map on the source's stored grid. ``spacing``: (row, column) mm of the
+    stored grid, written as the Pixel Measures (None: unknown)."""
     import highdicom as hd
 
     lo, hi = VALUE_RANGES.get(name, (float(stored.min()), float(stored.max())))

@@ -54,11 +54,10 @@ def structured_report(src: Dataset, marks: Sequence[PeakMark], laterality: str, 
             qualitative_evaluations=[hd.sr.QualitativeEvaluation(code.FINDING, code.NO_FINDING)],
             source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(src)],
         ))  # fmt: skip
+    device = hd.sr.DeviceObserverIdentifyingAttributes(uid=generate_uid(), name="correlax")
     observer = hd.sr.ObservationContext(
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device,
-            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(uid=generate_uid(), name="correlax"),
-        )
+        observer_device_context=hd.sr.ObserverContext(observer_type=codes.DCM.Device,
+                                                      observer_identifying_attributes=device)
     )  # fmt: skip
     library = [src] if has_library_descriptors(src) else None
     report = hd.sr.MeasurementReport(observer, codes.LN.BreastUnilateralMammogram, groups, referenced_images=library)
