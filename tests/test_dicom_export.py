@@ -139,6 +139,26 @@ def test_nothing_called_says_no_finding_once(tmp_path):
     assert not [p for p in out if p.name.endswith(".sc.dcm")]
 
 
+def test_a_called_finding_without_a_peak_is_still_reported(tmp_path):
+    """Item 1: a caller that gives no peaks still gets the called finding (type and probability, no point) and no
+    "no finding"."""
+    path = tmp_path / "src.dcm"
+    write_mammogram(path)
+    prepared = prepare(read_image(path), SETTINGS)
+    maps = {"prediction": np.zeros((3, *prepared.image.shape[:2]), np.float32)}
+    write_dicom_outputs(path, maps, LABELS, CALLED, {}, prepared.geometry, tmp_path / "out", thresholds={"mass": 0.5,
+                        "calcification": 0.9})  # fmt: skip
+    sr = pydicom.dcmread(tmp_path / "out" / "src.sr.dcm")
+    assert _items(sr, "SCOORD") == []
+    findings = [i.ConceptCodeSequence[0].CodeValue for i in _items(sr, "CODE")
+                if i.ConceptNameCodeSequence[0].CodeValue == "121071"]  # fmt: skip
+    assert findings == ["4147007"]
+    probabilities = [i for i in _items(sr, "NUM") if i.ConceptNameCodeSequence[0].CodeValue == "122157"]
+    assert [round(float(i.MeasuredValueSequence[0].NumericValue), 2) for i in probabilities] == [0.91]
+    captions = pydicom.dcmread(tmp_path / "out" / "src.gsps.dcm").GraphicAnnotationSequence[0].TextObjectSequence
+    assert [t.UnformattedTextValue for t in captions] == ["CorRELAX: Mass p = 0.91"]
+
+
 @pytest.mark.parametrize("right", [False, True])
 def test_sr_uses_standard_codes_finding_site_laterality_and_an_image_library(tmp_path, right):
     """Item 2: SNOMED CT Mass / Calcification of breast, site Breast with the source's laterality, a TID 1600

@@ -77,9 +77,9 @@ def write_dicom_outputs(
         written.append(_save(pm, out_dir / f"{stem}_{map_name}_{label}.pm.dcm", src))
     marks = peak_marks(peaks, findings, geometry)
     side = source_laterality(src)
-    sr = structured_report(src, marks, side, plan.series(study, "sr"), plan.instance_number(1))
+    sr = structured_report(src, findings, marks, side, plan.series(study, "sr"), plan.instance_number(1))
     written.append(_save(sr, out_dir / f"{stem}.sr.dcm", src))
-    gsps = presentation_state(src, marks, plan.series(study, "gsps"), plan.instance_number(1))
+    gsps = presentation_state(src, findings, marks, plan.series(study, "gsps"), plan.instance_number(1))
     written.append(_save(gsps, out_dir / f"{stem}.gsps.dcm", src))
     if findings:
         grey = to_uint8(read_display(source))

@@ -47,6 +47,11 @@ def called_findings(
     return called
 
 
+def unmarked(findings: Sequence[CalledFinding], marks: Sequence[PeakMark]) -> list[CalledFinding]:
+    """The called findings no map points at (no peak given for them)."""
+    return [f for f in findings if all(m.finding != f for m in marks)]
+
+
 def peak_marks(
     peaks: Mapping[str, Mapping[str, Mapping[str, float]]],
     findings: Sequence[CalledFinding],

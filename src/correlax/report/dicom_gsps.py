@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from correlax.labels import DISPLAY_NAMES
-from correlax.report.dicom_findings import PeakMark
+from correlax.report.dicom_findings import CalledFinding, PeakMark, unmarked
 from correlax.report.dicom_pm import MAP_NAMES
 from correlax.report.dicom_series import DEVICE, Series
 
@@ -19,10 +19,11 @@ def caption(mark: PeakMark) -> str:
     return f"{name} p = {mark.finding.probability:.2f} ({MAP_NAMES[mark.map]} peak {mark.value:.2f})"[:64]
 
 
-def presentation_state(src: Dataset, marks: Sequence[PeakMark], series: Series, instance_number: int,
-                       radius: float | None = None) -> Dataset:  # fmt: skip
-    """Each mark as a circle with a caption; without marks, one "CorRELAX: no finding" caption in the top-left
-    corner. ``src`` carries the one VOI transform the display uses; MONOCHROME1 keeps its inverted display."""
+def presentation_state(src: Dataset, findings: Sequence[CalledFinding], marks: Sequence[PeakMark], series: Series,
+                       instance_number: int, radius: float | None = None) -> Dataset:  # fmt: skip
+    """Each mark as a circle with a caption; a called finding without a mark, or "no finding" when none is
+    called, as a caption in the top-left corner. ``src`` carries the one VOI transform the display uses;
+    MONOCHROME1 keeps its inverted display."""
     import highdicom as hd
 
     rows, columns = int(src.Rows), int(src.Columns)
@@ -34,9 +35,11 @@ def presentation_state(src: Dataset, marks: Sequence[PeakMark], series: Series, 
         outline = np.array([[x, y], [x + radius, y]])  # centre, a point on the circle
         circles.append(hd.pr.GraphicObject(hd.pr.GraphicTypeValues.CIRCLE, outline, "PIXEL"))
         captions.append(hd.pr.TextObject(caption(mark), "PIXEL", anchor_point=(x, y)))
-    if not marks:
-        box = (1.0, 1.0, max(2.0, columns / 2), max(2.0, rows / 20))
-        captions.append(hd.pr.TextObject("CorRELAX: no finding", "PIXEL", bounding_box=box, text_justification="LEFT"))
+    corner = [f"CorRELAX: {DISPLAY_NAMES[f.label]} p = {f.probability:.2f}" for f in unmarked(findings, marks)]
+    line = max(2.0, rows / 20)
+    for i, text in enumerate(corner if findings else ["CorRELAX: no finding"]):
+        box = (1.0, 1.0 + i * line, max(2.0, columns / 2), (i + 1) * line)
+        captions.append(hd.pr.TextObject(text, "PIXEL", bounding_box=box, text_justification="LEFT"))
     annotation = hd.pr.GraphicAnnotation([src], layer, graphic_objects=circles or None, text_objects=captions)
     inverse = src.get("PhotometricInterpretation") == "MONOCHROME1"
     lut = hd.PresentationLUTTransformation(presentation_lut_shape="INVERSE" if inverse else "IDENTITY")

@@ -12,7 +12,7 @@ from pydicom.uid import generate_uid
 import correlax
 from correlax.labels import DISPLAY_NAMES
 from correlax.report import dicom_codes as code
-from correlax.report.dicom_findings import PeakMark
+from correlax.report.dicom_findings import CalledFinding, PeakMark, unmarked
 from correlax.report.dicom_pm import MAP_NAMES
 
 
@@ -23,23 +23,27 @@ def finding_site(laterality: str):
     return hd.sr.FindingSite(anatomic_location=code.BREAST, laterality=code.LATERALITY.get(laterality))
 
 
-def structured_report(src: Dataset, marks: Sequence[PeakMark], laterality: str, series: Series,
-                      instance_number: int) -> Dataset:  # fmt: skip
+def structured_report(src: Dataset, findings: Sequence[CalledFinding], marks: Sequence[PeakMark], laterality: str,
+                      series: Series, instance_number: int) -> Dataset:  # fmt: skip
     """One planar ROI (the map's peak, a point) per mark, with the finding's standard code, its site and the
-    predicted probability; without marks, one "Finding: No abnormality" for the image. The Image Library
-    (TID 1600) lists the source when its header has what the library's entry needs."""
+    predicted probability; a measurement group without a region for a called finding no mark points at; when
+    nothing is called, one "Finding: No abnormality" for the image. The Image Library (TID 1600) lists the
+    source when its header has what the library's entry needs."""
     import highdicom as hd
 
     algorithm = hd.sr.AlgorithmIdentification(name="correlax", version=correlax.__version__)
     site = [finding_site(laterality)]
     source = hd.sr.SourceImageForRegion.from_source_image(src)
+    image = [hd.sr.SourceImageForMeasurementGroup.from_source_image(src)]
+
+    def probability(finding: CalledFinding):
+        return hd.sr.Measurement(code.PROBABILITY, finding.probability, code.NO_UNITS, algorithm_id=algorithm)
+
     groups: list = []
     for mark in marks:
         label, map_name = mark.finding.label, MAP_NAMES[mark.map]
-        measurements = [
-            hd.sr.Measurement(code.PROBABILITY, mark.finding.probability, code.NO_UNITS, algorithm_id=algorithm),
-            hd.sr.Measurement(code.PEAK_CONCEPTS[mark.map], mark.value, code.NO_UNITS, algorithm_id=algorithm),
-        ]
+        peak = hd.sr.Measurement(code.PEAK_CONCEPTS[mark.map], mark.value, code.NO_UNITS, algorithm_id=algorithm)
+        measurements = [probability(mark.finding), peak]
         region = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POINT,
                                    graphic_data=np.array([[mark.x, mark.y]]), source_image=source)  # fmt: skip
         tracking = hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{DISPLAY_NAMES[label]} {map_name} peak")
@@ -47,12 +51,17 @@ def structured_report(src: Dataset, marks: Sequence[PeakMark], laterality: str, 
             tracking_identifier=tracking, referenced_region=region, finding_type=code.finding_code(label),
             algorithm_id=algorithm, finding_sites=site, measurements=measurements,
         ))  # fmt: skip
-    if not marks:
+    for finding in unmarked(findings, marks):
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=DISPLAY_NAMES[finding.label]),
+            finding_type=code.finding_code(finding.label), algorithm_id=algorithm, finding_sites=site,
+            measurements=[probability(finding)], source_images=image,
+        ))  # fmt: skip
+    if not findings:
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="no finding"),
-            algorithm_id=algorithm, finding_sites=site,
+            algorithm_id=algorithm, finding_sites=site, source_images=image,
             qualitative_evaluations=[hd.sr.QualitativeEvaluation(code.FINDING, code.NO_FINDING)],
-            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(src)],
         ))  # fmt: skip
     device = hd.sr.DeviceObserverIdentifyingAttributes(uid=generate_uid(), name="correlax")
     observer = hd.sr.ObservationContext(
