@@ -261,6 +261,7 @@ def test_overlay_is_an_rgb_secondary_capture_not_for_diagnostic_use(tmp_path):
         sc = pydicom.dcmread(tmp_path / "out" / f"src_overlay_{label}.sc.dcm")
         assert sc.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
         assert (sc.Rows, sc.Columns, sc.SamplesPerPixel, sc.PhotometricInterpretation) == (120, 80, 3, "RGB")
+        assert sc.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless  # lossless, which every PACS reads
         assert sc.BurnedInAnnotation == "YES" and "NOT FOR DIAGNOSTIC USE" in sc.ImageComments
         assert "NOT FOR DIAGNOSTIC USE" in sc.SeriesDescription and sc.StudyInstanceUID == source.StudyInstanceUID
         assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID

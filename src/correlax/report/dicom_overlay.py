@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from matplotlib import colormaps
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import RLELossless, generate_uid
 
 from correlax.report.dicom_codes import source_laterality
 from correlax.report.dicom_series import DEVICE, NOT_FOR_DIAGNOSIS, Series
@@ -24,22 +24,20 @@ MAX_ALPHA = 0.6  # opacity of the colour where the map is at its maximum (1); 0 
 
 def blend(grey: np.ndarray, heat: np.ndarray) -> np.ndarray:
     """(H, W) uint8 image and (H, W) map in [0, 1] → (H, W, 3) uint8 RGB: the map's colour over the image,
-    as opaque as the map is high (values ≤ 0 leave the image as it is). The map is quantised to 256 levels,
-    which keeps a full-field mammogram's working memory small."""
-    level = np.round(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)
-    colour = _colour_table()[level]
-    weight = level.astype(np.float32) * np.float32(MAX_ALPHA / 255)
-    base = grey.astype(np.float32)
-    out = np.empty((*grey.shape, 3), np.uint8)
-    for c in range(3):
-        out[..., c] = np.round(base + weight * (colour[..., c] - base))
-    return out
+    as opaque as the map is high (values ≤ 0 leave the image as it is). The map is quantised to 256 levels, so
+    that every (grey, level) pair is looked up in one table: fast and small for a full-field mammogram."""
+    level = np.round(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint16)
+    return _blend_table()[(grey.astype(np.uint16) << 8) | level]
 
 
 @cache
-def _colour_table() -> np.ndarray:
-    """(256, 3) uint8: the colour map at 256 levels."""
-    return np.round(colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+def _blend_table() -> np.ndarray:
+    """(256 * 256, 3) uint8: the blend of grey g and map level l at index g * 256 + l."""
+    level = np.arange(256)
+    colour = colormaps[COLORMAP](level / 255)[:, :3] * 255  # (256, 3)
+    weight = (MAX_ALPHA * level / 255)[None, :, None]
+    grey = level[:, None, None].astype(np.float64)
+    return np.round((1 - weight) * grey + weight * colour[None]).astype(np.uint8).reshape(-1, 3)
 
 
 def burn_in(rgb: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -75,7 +73,7 @@ def overlay_image(src: Dataset, rgb: np.ndarray, title: str, series: Series,
         src, rgb, "RGB", 8, "PATIENT", series.uid, series.number, generate_uid(), instance_number,
         DEVICE["manufacturer"],
         patient_orientation=("A", "F"), laterality=side if side in ("L", "R") else None,
-        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        transfer_syntax_uid=RLELossless,
         series_description=series.description, manufacturer_model_name=DEVICE["manufacturer_model_name"],
         software_versions=DEVICE["software_versions"],
     )  # fmt: skip
