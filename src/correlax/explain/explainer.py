@@ -212,6 +212,7 @@ class CorrelaxExplainer(MapExplainer):
         )
 
     def settings_key(self) -> dict:
+        """The settings that make the maps, as the map store keys them."""
         return self.settings.to_dict()
 
     def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
@@ -221,10 +222,12 @@ class CorrelaxExplainer(MapExplainer):
     def entry(
         self, image: torch.Tensor, breast_box: PixelBox | None = None, progress: Callable[[int, int], None] | None = None
     ) -> dict[str, np.ndarray]:
+        """The map store entry of one image: every map, the breast box and the labels."""
         result = self.explain(image, breast_box, progress=progress)
         return {**result.arrays(), "breast_box": np.array(result.breast_box), "labels": np.array(result.labels)}
 
     def maps_of(self, entry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The per-method maps (L, H, W) held in a map store entry."""
         return method_maps(entry)
 
 

@@ -75,6 +75,7 @@ class CorrelaxSettings(DictSettings):
         return self.n_masks == 0
 
     def replace(self, **changes) -> CorrelaxSettings:
+        """A copy with ``changes`` applied (the settings are frozen)."""
         return replace(self, **changes)
 
 
