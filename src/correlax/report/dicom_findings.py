@@ -14,6 +14,8 @@ PEAK_MAPS = ("prediction", "corr_pred")  # the per-class maps whose peaks are ma
 
 @dataclass(frozen=True)
 class CalledFinding:
+    """A finding the model calls on an image: its label, probability and the threshold it reached."""
+
     label: str
     probability: float
     threshold: float

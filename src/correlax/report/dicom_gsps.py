@@ -15,6 +15,7 @@ from correlax.report.dicom_series import DEVICE, Series
 
 
 def caption(mark: PeakMark) -> str:
+    """The text beside a mark: finding, probability, which map's peak and its value (64 characters at most)."""
     name = DISPLAY_NAMES.get(mark.finding.label, mark.finding.label)
     return f"{name} p = {mark.finding.probability:.2f} ({MAP_NAMES[mark.map]} peak {mark.value:.2f})"[:64]
 

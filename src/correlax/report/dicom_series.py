@@ -22,6 +22,8 @@ DEVICE = {"manufacturer": "correlax", "manufacturer_model_name": "correlax",
 
 @dataclass(frozen=True)
 class SeriesKind:
+    """The number and description every series of one kind of output has."""
+
     number: int
     description: str
 
@@ -35,6 +37,8 @@ SERIES: dict[str, SeriesKind] = {
 
 
 class Series(NamedTuple):
+    """One series of the run: what each object written into it states."""
+
     uid: str
     number: int
     description: str
