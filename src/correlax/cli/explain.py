@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="refuse images with more pixels than this, read from the header (default: 100 million)")  # fmt: skip
     p.add_argument("--prefetch", type=int, default=1, metavar="N",
                    help="read and pre-process the next N images in a thread while one is explained (0: off; default 1)")  # fmt: skip
-    p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR and a GSPS (needs correlax[dicom])")
+    p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR, a GSPS and heatmap overlays (needs correlax[dicom])")
     p.set_defaults(func=run)
 
 
