@@ -4,9 +4,13 @@ stored is read back through QIDO-RS and Orthanc's REST API; bad servers and stud
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +20,7 @@ from pydicom.uid import ComprehensiveSRStorage, GrayscaleSoftcopyPresentationSta
 
 import orthanc
 from dicom_factory import write_dicom
+from headless import CHROMIUM, HeadlessPage
 
 pytest.importorskip("highdicom")
 pytest.importorskip("dicomweb_client")
@@ -27,6 +32,16 @@ from correlax.pipelines.pacs import FETCH_DIR, LEDGER, dicom_outputs  # noqa: E4
 
 FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
 LABELS = ("no_finding", "mass", "calcification")
+# the number of distinct grey levels on the largest canvas of the page (0 while it is blank or one flat colour)
+CANVAS_DRAWN = """(() => {
+  const cs = Array.from(document.querySelectorAll('canvas')).filter(c => c.width > 50 && c.height > 50);
+  if (!cs.length) return 0;
+  const c = cs.sort((a, b) => b.width * b.height - a.width * a.height)[0];
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const levels = new Set();
+  for (let i = 0; i < d.length; i += 4 * 7) levels.add(d[i]);
+  return levels.size > 1 ? levels.size : 0;
+})()"""
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +100,46 @@ def explain(model, out, *pacs_args: str) -> list[str]:
     return ["explain", "--model", str(model), "--out", str(out), *FAST, "--dicom", *pacs_args]
 
 
-def test_study_from_the_pacs_explained_and_stored_back(pacs, model, tmp_path, capsys):
-    study, sources = synthetic_study(tmp_path, pacs)
-    out = tmp_path / "out"
-    assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", pacs.dicomweb)) == 0
-    text = capsys.readouterr().out
+@dataclass
+class RoundTrip:
+    study: str
+    sources: list[pydicom.Dataset]
+    out: Path
+    first: str  # what the first run printed
+    rerun: str
+
+
+@pytest.fixture(scope="module")
+def round_trip(pacs, model, tmp_path_factory) -> RoundTrip:
+    """A synthetic study stored in Orthanc, explained with --from/--send, and the same command run again."""
+    folder = tmp_path_factory.mktemp("round-trip")
+    study, sources = synthetic_study(folder, pacs)
+    printed = []
+    for _ in range(2):
+        with contextlib.redirect_stdout(io.StringIO()) as text:
+            status = main(explain(model, folder / "out", "--from", pacs.dicomweb, "--study", study, "--send", pacs.dicomweb))
+        assert status == 0, text.getvalue()
+        printed.append(text.getvalue())
+    return RoundTrip(study, sources, folder / "out", *printed)
+
+
+def test_study_from_the_pacs_explained_and_stored_back(pacs, round_trip):
+    study, out, text = round_trip.study, round_trip.out, round_trip.first
     assert "2 explained" in text, text
     # the fetched instances are the sources, pixel for pixel
     fetched = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in (out / FETCH_DIR / study).glob("*.dcm")}
-    assert set(fetched) == {s.SOPInstanceUID for s in sources}
-    for source in sources:
+    assert set(fetched) == {s.SOPInstanceUID for s in round_trip.sources}
+    for source in round_trip.sources:
         assert np.array_equal(fetched[source.SOPInstanceUID].pixel_array, source.pixel_array)
     # every DICOM output is in the PACS, in the source's study, and is the file correlax wrote
     outputs = {pydicom.dcmread(p).SOPInstanceUID: p for p in dicom_outputs(out)}
     assert f"{len(outputs)} DICOM object(s) stored to {pacs.dicomweb}, 0 stored before" in text
+    source_uids = {s.SOPInstanceUID for s in round_trip.sources}
     listed = qido_instances(pacs, study)
-    assert set(listed) == set(outputs) | {s.SOPInstanceUID for s in sources}
+    assert set(listed) == set(outputs) | source_uids
     classes = [listed[uid] for uid in outputs]
     assert classes.count(ComprehensiveSRStorage) == 2 and classes.count(GrayscaleSoftcopyPresentationStateStorage) == 2
     assert classes.count(ParametricMapStorage) == 2 * 2 * len(LABELS)  # prediction and correlation map per class
-    source_uids = {s.SOPInstanceUID for s in sources}
     for uid, path in outputs.items():
         held, written = stored_file(pacs, uid), pydicom.dcmread(path)
         assert held.StudyInstanceUID == study and held.PatientName == "Synthetic^Study"
@@ -113,12 +148,27 @@ def test_study_from_the_pacs_explained_and_stored_back(pacs, model, tmp_path, ca
             assert held.SourceImageSequence[0].ReferencedSOPInstanceUID in source_uids
     ledger = [json.loads(line) for line in (out / LEDGER).read_text().splitlines()]
     assert sorted(e["sop_instance_uid"] for e in ledger) == sorted(outputs)
-    # a rerun fetches the images only (not the outputs now in the study), explains nothing and stores nothing again
-    assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", pacs.dicomweb)) == 0
-    text = capsys.readouterr().out
-    assert "0 explained, 2 already done, 0 failed" in text
+    # the rerun fetched the images only (not the outputs now in the study), explained nothing, stored nothing again
+    assert "0 explained, 2 already done, 0 failed" in round_trip.rerun
     assert len(list((out / FETCH_DIR / study).glob("*.dcm"))) == 2
-    assert f"0 DICOM object(s) stored to {pacs.dicomweb}, {len(outputs)} stored before" in text
+    assert f"0 DICOM object(s) stored to {pacs.dicomweb}, {len(outputs)} stored before" in round_trip.rerun
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(not orthanc.WEBVIEWER_PLUGIN.exists(), reason="orthanc-webviewer is not installed")
+def test_orthanc_web_viewer_shows_the_stored_maps(pacs, round_trip, tmp_path):
+    """Orthanc's web viewer opens a series of maps correlax stored: its canvas shows the map, not a blank."""
+    series = [pacs.get_json(f"/series/{sid}") for sid in pacs.get_json("/series")]
+    maps = next(s for s in series if s["MainDicomTags"].get("SeriesDescription") == "CorRELAX maps"
+                and pacs.get_json(f"/studies/{s['ParentStudy']}")["MainDicomTags"]["StudyInstanceUID"] == round_trip.study)  # fmt: skip
+    with HeadlessPage(tmp_path / "profile", 900, 700) as page:
+        page.open(f"{pacs.root}/web-viewer/app/viewer.html?series={maps['ID']}")
+        drawn = page.wait_for(CANVAS_DRAWN, timeout=60)
+        shot = page.screenshot()
+    cv2.imwrite(str(tmp_path / "orthanc-viewer.png"), shot)
+    if os.environ.get("CORRELAX_SCREENSHOTS"):
+        cv2.imwrite(str(Path(os.environ["CORRELAX_SCREENSHOTS"]) / "orthanc-viewer.png"), shot)
+    assert drawn >= 16  # distinct grey levels on the viewer's canvas: a map, not a flat or blank canvas
 
 
 def only_line_naming(text: str, name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import logging
 import os
 from collections.abc import Callable
 
@@ -50,6 +51,8 @@ def with_pacs(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
         if problem:
             print(f"{PREFIX} {problem}")
             return 2
+        if not getattr(args, "verbose", False):
+            logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # a line per request otherwise
         if args.from_url:
             from correlax.io.dicomweb import PacsError
             from correlax.pipelines.pacs import fetch_inputs
