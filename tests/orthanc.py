@@ -34,14 +34,19 @@ def free_port() -> int:
 
 
 class Orthanc:
-    """One Orthanc server; ``refuse_stores``: a Lua filter answers every POST (so every STOW-RS) with HTTP 403."""
+    """One Orthanc server, over HTTP (REST and DICOMweb) and DIMSE (AE title ORTHANC; correlax's AE title CORRELAX is
+    a known modality that may find and get). ``refuse_stores``: a Lua filter answers every POST (so every STOW-RS)
+    with HTTP 403, and CORRELAX may not store over DIMSE."""
 
     def __init__(self, folder: Path, refuse_stores: bool = False, timeout: float = 60.0):
         folder.mkdir(parents=True, exist_ok=True)
-        self.http_port = free_port()
+        self.http_port, self.dicom_port = free_port(), free_port()
         config = {
             "Name": "correlax-test", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
-            "HttpPort": self.http_port, "DicomPort": free_port(), "DicomServerEnabled": False,
+            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": "ORTHANC",
+            "DicomModalities": {"correlax": {"AET": "CORRELAX", "Host": "127.0.0.1", "Port": 104, "AllowFind": True,
+                                             "AllowGet": True, "AllowStore": not refuse_stores}},
+            "DicomAlwaysAllowStore": not refuse_stores,
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
             "Plugins": [str(p) for p in (DICOMWEB_PLUGIN, WEBVIEWER_PLUGIN) if p.exists()],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
@@ -58,6 +63,10 @@ class Orthanc:
     @property
     def root(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dimse(self) -> str:
+        return f"dicom://ORTHANC@127.0.0.1:{self.dicom_port}"
 
     @property
     def dicomweb(self) -> str:

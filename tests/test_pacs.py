@@ -222,3 +222,45 @@ def test_send_needs_dicom_outputs_and_from_needs_a_study(model, tmp_path, capsys
     assert "add --dicom" in capsys.readouterr().out
     assert main(["explain", "--model", str(model), "--out", str(tmp_path), "--from", "http://127.0.0.1:1/x"]) == 2
     assert "--study" in capsys.readouterr().out
+
+
+def test_dimse_fetch_and_store_with_the_same_ledger(pacs, model, tmp_path, capsys):
+    """The same round trip over DIMSE (C-FIND, C-GET, C-STORE with pynetdicom) against Orthanc's DICOM port."""
+    pytest.importorskip("pynetdicom")
+    study, sources = synthetic_study(tmp_path, pacs)
+    out = tmp_path / "out"
+    assert main(explain(model, out, "--from", pacs.dimse, "--study", study, "--send", pacs.dimse)) == 0
+    text = capsys.readouterr().out
+    assert "2 explained" in text, text
+    fetched = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in (out / FETCH_DIR / study).glob("*.dcm")}
+    assert set(fetched) == {s.SOPInstanceUID for s in sources}
+    for source in sources:
+        assert np.array_equal(fetched[source.SOPInstanceUID].pixel_array, source.pixel_array)
+    outputs = {pydicom.dcmread(p).SOPInstanceUID for p in dicom_outputs(out)}
+    assert f"{len(outputs)} DICOM object(s) stored to {pacs.dimse}, 0 stored before" in text
+    assert set(qido_instances(pacs, study)) == outputs | set(fetched)
+    assert main(explain(model, out, "--from", pacs.dimse, "--study", study, "--send", pacs.dimse)) == 0
+    assert f"0 DICOM object(s) stored to {pacs.dimse}, {len(outputs)} stored before" in capsys.readouterr().out
+
+
+def test_dimse_bad_addresses_and_refused_stores(pacs, model, tmp_path, capsys):
+    pytest.importorskip("pynetdicom")
+    nobody = f"dicom://ORTHANC@127.0.0.1:{orthanc.free_port()}"
+    assert main(explain(model, tmp_path / "a", "--from", nobody, "--study", generate_uid())) == 2
+    assert "no association" in only_line_naming(capsys.readouterr().out, nobody)
+    assert main(explain(model, tmp_path / "a", "--from", "dicom://pacs", "--study", generate_uid())) == 2
+    assert "not a DIMSE address" in only_line_naming(capsys.readouterr().out, "dicom://pacs")
+    unknown = generate_uid()
+    assert main(explain(model, tmp_path / "a", "--from", pacs.dimse, "--study", unknown)) == 2
+    assert "not found" in only_line_naming(capsys.readouterr().out, unknown)
+    study, _ = synthetic_study(tmp_path, pacs)
+    refusing = orthanc.Orthanc(tmp_path / "refusing", refuse_stores=True)
+    out = tmp_path / "out"
+    try:
+        assert main(explain(model, out, "--from", pacs.dimse, "--study", study, "--send", refusing.dimse)) == 1
+        line = only_line_naming(capsys.readouterr().out, refusing.dimse)
+        assert "refused: no C-STORE status" in line and "0 of 16" in line, line
+        assert qido_instances(refusing, study) == {}
+    finally:
+        refusing.stop()
+    assert len(dicom_outputs(out)) == 2 * (2 + 2 * len(LABELS))

@@ -13,13 +13,14 @@ PREFIX = "correlax explain:"
 
 
 def add_pacs_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("PACS over DICOMweb (needs correlax[pacs])")
+    g = parser.add_argument_group("PACS: a DICOMweb root http(s)://… or a DIMSE address dicom://AET@host:port "
+                                  "(needs correlax[pacs])")  # fmt: skip
     g.add_argument("--from", dest="from_url", metavar="URL",
-                   help="DICOMweb service to fetch --study from first (QIDO-RS, WADO-RS), e.g. http://pacs:8042/dicom-web; "
-                        "the instances go to OUT/from-pacs/<study>/")  # fmt: skip
+                   help="PACS to fetch --study from first (QIDO-RS and WADO-RS, or C-FIND and C-GET), e.g. "
+                        "http://pacs:8042/dicom-web; the images go to OUT/from-pacs/<study>/")  # fmt: skip
     g.add_argument("--study", metavar="UID", help="Study Instance UID to fetch with --from")
     g.add_argument("--send", metavar="URL",
-                   help="DICOMweb service to store the DICOM outputs to after explaining (STOW-RS; needs --dicom); "
+                   help="PACS to store the DICOM outputs to after explaining (STOW-RS or C-STORE; needs --dicom); "
                         "OUT/sent-to-pacs.jsonl lists what was stored, a rerun stores the rest")  # fmt: skip
 
 
@@ -31,8 +32,9 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "give image files or folders, or --from URL --study UID"
     if args.send and not args.dicom:
         return "--send stores the DICOM outputs: add --dicom"
-    if (args.from_url or args.send) and importlib.util.find_spec("dicomweb_client") is None:
-        return "--from and --send need dicomweb-client: pip install 'correlax[pacs]'"
+    missing = [m for m in ("dicomweb_client", "pynetdicom") if importlib.util.find_spec(m) is None]
+    if (args.from_url or args.send) and missing:
+        return f"--from and --send need {' and '.join(missing)}: pip install 'correlax[pacs]'"
     return None
 
 
@@ -52,7 +54,8 @@ def with_pacs(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             print(f"{PREFIX} {problem}")
             return 2
         if not getattr(args, "verbose", False):
-            logging.getLogger("dicomweb_client").setLevel(logging.WARNING)  # a line per request otherwise
+            for library in ("dicomweb_client", "pynetdicom"):  # lines per request; correlax says what failed, once
+                logging.getLogger(library).setLevel(logging.CRITICAL)
         if args.from_url:
             from correlax.io.dicomweb import PacsError
             from correlax.pipelines.pacs import fetch_inputs

@@ -6,31 +6,16 @@ is one line naming the server (and the study) and what went wrong.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pydicom
-from pydicom import uid as uids
-
-from correlax.fileio import atomic_write_bytes
+from correlax.io.pacs import PacsError, images_of, save_dataset
 
 TIMEOUT_S = (10, 120)  # (connect, read): a server that does not answer fails instead of hanging
-STUDY_UID = "0020000D"
 SERIES_UID = "0020000E"
 SOP_INSTANCE_UID = "00080018"
 SOP_CLASS_UID = "00080016"
-# what correlax explains; reports, presentation states, maps and captures (correlax's own outputs too) are not fetched
-IMAGE_CLASSES = frozenset({
-    uids.DigitalMammographyXRayImageStorageForPresentation, uids.DigitalMammographyXRayImageStorageForProcessing,
-    uids.DigitalXRayImageStorageForPresentation, uids.DigitalXRayImageStorageForProcessing,
-    uids.ComputedRadiographyImageStorage,
-})  # fmt: skip
-
-
-class PacsError(Exception):
-    """A PACS cannot be used: unreachable, refusing, or without what was asked for (one line, naming it)."""
 
 
 def connect(url: str):
@@ -71,19 +56,10 @@ def _value(attributes: dict, tag: str) -> str | None:
 
 
 def study_images(client, study_uid: str) -> list[tuple[str, str]]:
-    """(Series Instance UID, SOP Instance UID) of every mammography, digital X-ray or CR image of the study
-    (:data:`IMAGE_CLASSES`), from QIDO-RS."""
-    url = client.base_url
-    with network_errors(url, f"search study {study_uid}"):
+    """(Series Instance UID, SOP Instance UID) of every image of the study (:func:`images_of`), from QIDO-RS."""
+    with network_errors(client.base_url, f"search study {study_uid}"):
         found = client.search_for_instances(study_instance_uid=study_uid, get_remaining=True)
-    if not found:
-        raise PacsError(f"{url}: study {study_uid} not found (QIDO-RS lists no instance of it)")
-    pairs = [(_value(a, SERIES_UID), _value(a, SOP_INSTANCE_UID)) for a in found if _value(a, SOP_CLASS_UID) in IMAGE_CLASSES]
-    pairs = [(series, sop) for series, sop in pairs if series and sop]
-    if not pairs:
-        raise PacsError(f"{url}: study {study_uid} has no mammography, digital X-ray or CR image "
-                        f"({len(found)} other instance(s))")  # fmt: skip
-    return pairs
+    return images_of(client.base_url, study_uid, [tuple(_value(a, t) for t in (SERIES_UID, SOP_INSTANCE_UID, SOP_CLASS_UID)) for a in found])
 
 
 def fetch_study(url: str, study_uid: str, folder: Path) -> list[Path]:
@@ -97,8 +73,6 @@ def fetch_study(url: str, study_uid: str, folder: Path) -> list[Path]:
         if not path.exists():
             with network_errors(url, f"fetch instance {sop_uid} of study {study_uid}"):
                 dataset = client.retrieve_instance(study_uid, series_uid, sop_uid, media_types=(("application/dicom", "*"),))
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-            atomic_write_bytes(path, buffer.getvalue())
+            save_dataset(path, dataset)
         files.append(path)
     return files

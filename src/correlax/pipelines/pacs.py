@@ -1,4 +1,7 @@
-"""A PACS around ``correlax explain``: fetch a study before explaining it, store the DICOM outputs after (STOW-RS).
+"""A PACS around ``correlax explain``: fetch a study before explaining it, store the DICOM outputs after.
+
+A PACS is given by its DICOMweb root (``http(s)://…``: QIDO-RS, WADO-RS, STOW-RS) or its DIMSE address
+(``dicom://AET@host:port``: C-FIND, C-GET, C-STORE).
 
 The fetched instances go to ``OUT/from-pacs/<Study Instance UID>/``. Every instance the server accepted is
 recorded in the ledger ``OUT/sent-to-pacs.jsonl`` (one JSON line each: server URL, SOP Instance UID, file),
@@ -15,7 +18,9 @@ from pathlib import Path
 
 import pydicom
 
-from correlax.io.dicomweb import PacsError, connect, fetch_study, network_errors
+from correlax.io import dicomweb, dimse
+from correlax.io.pacs import PacsError
+from correlax.pipelines.pacs_stores import open_store
 
 FETCH_DIR = "from-pacs"
 LEDGER = "sent-to-pacs.jsonl"
@@ -27,7 +32,7 @@ def fetch_inputs(url: str, study_uid: str, out_dir: Path) -> Path:
     if not UID.match(study_uid) or len(study_uid) > 64:
         raise PacsError(f"study {study_uid!r}: not a DICOM UID (digits and dots, at most 64 characters)")
     folder = Path(out_dir) / FETCH_DIR / study_uid
-    fetch_study(url, study_uid, folder)
+    (dimse if dimse.is_dimse(url) else dicomweb).fetch_study(url, study_uid, folder)
     return folder
 
 
@@ -78,14 +83,14 @@ def dicom_outputs(out_dir: Path) -> list[Path]:
 
 
 def send_outputs(url: str, out_dir: Path) -> SendReport:
-    """Store every DICOM output in ``out_dir`` that the ledger does not list for ``url``, one STOW-RS request per
-    object, recording each as the server accepts it. An object refused by the server's answer (its Failed SOP
-    Sequence) or unreadable is listed and the others go on; a failed exchange (unreachable server, HTTP error)
-    stops with a :class:`PacsError` that says how many were stored: the rest stay in ``out_dir`` for a rerun."""
+    """Store every DICOM output in ``out_dir`` that the ledger does not list for ``url``, one request per object
+    (:mod:`correlax.pipelines.pacs_stores`), recording each as the server accepts it. An object the server's
+    answer refuses, or an unreadable file, is listed and the others go on; a failed exchange (unreachable server,
+    HTTP error, rejected association) stops with a :class:`PacsError` that says how many were stored: the rest stay in ``out_dir`` for a rerun."""
     url = url.rstrip("/")
     ledger = SentLedger(Path(out_dir) / LEDGER)
     stored = ledger.sent(url)
-    client = connect(url)
+    server = open_store(url)
     report = SendReport()
     files = dicom_outputs(out_dir)
     for path in files:
@@ -99,16 +104,13 @@ def send_outputs(url: str, out_dir: Path) -> SendReport:
             report.already.append(path)
             continue
         try:
-            with network_errors(url, f"store {path.name}"):
-                answer = client.store_instances([dataset])
+            refused = server.store(dataset, path.name)
         except PacsError as exc:
             done = len(report.sent) + len(report.already)
             raise PacsError(f"{exc}; {done} of {len(files)} DICOM outputs stored, the rest stay in {out_dir} "
                             "and a rerun with --send stores them") from exc  # fmt: skip
-        refused = [item for item in answer.get("FailedSOPSequence", []) if item.get("ReferencedSOPInstanceUID") == sop_uid]
         if refused:
-            reason = refused[0].get("FailureReason", "no reason given")
-            report.failures.append(f"{path}: {url} refused it (failure reason {reason})")
+            report.failures.append(f"{path}: {url} refused it ({refused})")
             continue
         ledger.record(url, sop_uid, path.relative_to(out_dir).as_posix())
         report.sent.append(path)
