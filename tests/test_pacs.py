@@ -192,19 +192,28 @@ def test_unreachable_server_and_unknown_study_are_one_line_each(pacs, model, tmp
     assert not (tmp_path / "c" / FETCH_DIR).exists()
 
 
-def test_refused_store_loses_nothing_and_a_rerun_sends_the_rest(pacs, model, tmp_path, capsys):
+def send_to_a_refusing_pacs(pacs, model, tmp_path, capsys, protocol: str) -> tuple[str, str, Path]:
+    """Explain a new study from ``pacs`` and send the outputs to an Orthanc refusing stores over ``protocol``
+    (``"dicomweb"`` or ``"dimse"``); checks that it holds none and that all stay in --out: (line naming it, study, out)."""
     study, _ = synthetic_study(tmp_path, pacs)
     refusing = orthanc.Orthanc(tmp_path / "refusing", refuse_stores=True)
     out = tmp_path / "out"
     try:
-        assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", refusing.dicomweb)) == 1
-        line = only_line_naming(capsys.readouterr().out, refusing.dicomweb)
-        assert "HTTP 403" in line and "0 of" in line and str(out) in line
+        source, target = getattr(pacs, protocol), getattr(refusing, protocol)
+        assert main(explain(model, out, "--from", source, "--study", study, "--send", target)) == 1
+        line = only_line_naming(capsys.readouterr().out, target)
         assert qido_instances(refusing, study) == {}
     finally:
         refusing.stop()
+    assert len(dicom_outputs(out)) == 2 * (2 + 2 * len(LABELS))
+    assert "0 of 16 DICOM outputs stored" in line and str(out) in line, line
+    return line, study, out
+
+
+def test_refused_store_loses_nothing_and_a_rerun_sends_the_rest(pacs, model, tmp_path, capsys):
+    line, study, out = send_to_a_refusing_pacs(pacs, model, tmp_path, capsys, "dicomweb")
+    assert "HTTP 403" in line
     outputs = dicom_outputs(out)
-    assert len(outputs) == 2 * (2 + 2 * len(LABELS))  # all outputs stayed in --out
     assert not (out / LEDGER).exists() or not (out / LEDGER).read_text().strip()
     nobody = f"http://127.0.0.1:{orthanc.free_port()}/dicom-web"
     assert main(explain(model, out, "--from", pacs.dicomweb, "--study", study, "--send", nobody)) == 1
@@ -253,14 +262,5 @@ def test_dimse_bad_addresses_and_refused_stores(pacs, model, tmp_path, capsys):
     unknown = generate_uid()
     assert main(explain(model, tmp_path / "a", "--from", pacs.dimse, "--study", unknown)) == 2
     assert "not found" in only_line_naming(capsys.readouterr().out, unknown)
-    study, _ = synthetic_study(tmp_path, pacs)
-    refusing = orthanc.Orthanc(tmp_path / "refusing", refuse_stores=True)
-    out = tmp_path / "out"
-    try:
-        assert main(explain(model, out, "--from", pacs.dimse, "--study", study, "--send", refusing.dimse)) == 1
-        line = only_line_naming(capsys.readouterr().out, refusing.dimse)
-        assert "refused: no C-STORE status" in line and "0 of 16" in line, line
-        assert qido_instances(refusing, study) == {}
-    finally:
-        refusing.stop()
-    assert len(dicom_outputs(out)) == 2 * (2 + 2 * len(LABELS))
+    line, _, _ = send_to_a_refusing_pacs(pacs, model, tmp_path, capsys, "dimse")
+    assert "refused: no C-STORE status" in line
