@@ -24,6 +24,8 @@ PENDING = (0xFF00, 0xFF01)
 
 @dataclass(frozen=True)
 class DimseAddress:
+    """A PACS's DIMSE address, from ``dicom://AET@host:port``."""
+
     url: str
     aet: str
     host: str
@@ -38,6 +40,7 @@ class DimseAddress:
 
 
 def is_dimse(url: str) -> bool:
+    """Whether ``url`` names a DIMSE address (``dicom://…``) rather than a DICOMweb root."""
     return url.startswith("dicom://")
 
 

@@ -68,6 +68,8 @@ class SentLedger:
 
 @dataclass
 class SendReport:
+    """What a send did: objects stored now, stored by an earlier run, and refused."""
+
     sent: list[Path] = field(default_factory=list)
     already: list[Path] = field(default_factory=list)  # stored by an earlier run
     failures: list[str] = field(default_factory=list)  # one line per object the server refused or that is unreadable

@@ -17,6 +17,8 @@ C_STORE_WARNINGS = (0xB000, 0xB006, 0xB007)  # stored, with coercion or elements
 
 
 class DicomwebStore:
+    """STOW-RS, one object per request; an object listed in the answer's Failed SOP Sequence is refused."""
+
     def __init__(self, url: str):
         self.url = url
         self.client = connect(url)
@@ -47,4 +49,5 @@ class DimseStore:
 
 
 def open_store(url: str) -> DicomwebStore | DimseStore:
+    """The store for ``url``: C-STORE for ``dicom://AET@host:port``, STOW-RS for a DICOMweb root."""
     return DimseStore(url) if is_dimse(url) else DicomwebStore(url)
