@@ -57,7 +57,7 @@ def with_pacs(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             for library in ("dicomweb_client", "pynetdicom"):  # lines per request; correlax says what failed, once
                 logging.getLogger(library).setLevel(logging.CRITICAL)
         if args.from_url:
-            from correlax.io.dicomweb import PacsError
+            from correlax.io.pacs import PacsError
             from correlax.pipelines.pacs import fetch_inputs
 
             try:
@@ -74,7 +74,7 @@ def with_pacs(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
 
 def _send(url: str, out) -> int:
-    from correlax.io.dicomweb import PacsError
+    from correlax.io.pacs import PacsError
     from correlax.pipelines.pacs import send_outputs
 
     try:
