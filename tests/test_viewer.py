@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from correlax.cli.main import main
 from correlax.data.records import Finding, ImageRecord, Manifest
@@ -18,7 +18,8 @@ from correlax.pipelines.explain_files import explain_files
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
 from correlax.report import write_report
-from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks
+from correlax.report.tiles import level_sizes
+from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks, viewer_data
 from dicom_factory import write_dicom
 from headless import CHROMIUM, HeadlessPage
 
@@ -80,9 +81,19 @@ def explained(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]]]:
     return out, {stem: spot for stem, (_, spot) in sources.items()}
 
 
-def _manifest(page: Path) -> dict:
-    match = re.search(r"window\.CORRELAX_VIEWER = (\{.*?\});</script>", page.read_text())
-    return json.loads(match.group(1).replace("<\\/", "</"))
+def _full_level(out: Path, source: dict, mode: str) -> np.ndarray:
+    """The full-resolution level of a pyramid the page lists, put together from its tiles (PIL ``mode``)."""
+    top = len(level_sizes(source["width"], source["height"])) - 1
+    size, overlap = source["tileSize"], source["tileOverlap"]
+    canvas = None
+    for path in (out / source["tilesUrl"] / str(top)).iterdir():
+        col, row = map(int, path.stem.split("_"))
+        tile = np.asarray(Image.open(path).convert(mode))
+        if canvas is None:
+            canvas = np.zeros((source["height"], source["width"], *tile.shape[2:]), tile.dtype)
+        x0, y0 = col * size - (overlap if col else 0), row * size - (overlap if row else 0)
+        canvas[y0 : y0 + tile.shape[0], x0 : x0 + tile.shape[1]] = tile
+    return canvas
 
 
 def test_view_writes_an_offline_page_on_the_stored_grid(explained):
@@ -90,12 +101,12 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
     page = out / "index.html"
     html = page.read_text()
     assert "http://" not in html and "https://" not in html and "<img" not in html  # no CDN, nothing loaded up front
-    for asset in ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js"):
+    for asset in ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js", "viewer.css"):
         assert (out / "viewer" / asset).stat().st_size > 1000
-    data = _manifest(page)
+    data = viewer_data(page)
     assert [e["id"] for e in data["images"]] == ["left", "right_m1"]
     for entry in data["images"]:
-        grey = cv2.imread(str(out / entry["image"]), cv2.IMREAD_UNCHANGED)
+        grey = _full_level(out, entry["tiles"], "L")
         assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
         y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
         assert abs(x - spots[entry["id"]][0]) <= 1 and abs(y - spots[entry["id"]][1]) <= 1
@@ -103,7 +114,7 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
         peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction" and p["label"] == "mass")
         assert abs(peak["x"] - x) <= 1.5 and abs(peak["y"] - y) <= 1.5  # mapped back through resampling and flip
         overlay = next(o for o in entry["overlays"] if o["method"] == "correlax-prediction" and o["label"] == "mass")
-        rgba = cv2.imread(str(out / overlay["url"]), cv2.IMREAD_UNCHANGED)
+        rgba = _full_level(out, overlay["tiles"], "RGBA")
         oy, ox = np.unravel_index(int(np.argmax(rgba[..., 3])), rgba.shape[:2])
         assert abs(2 * ox + 0.5 - x) <= 2 and abs(2 * oy + 0.5 - y) <= 2  # prepared resolution, mirrored back
 
@@ -119,7 +130,7 @@ def test_view_shows_the_true_boxes_of_a_manifest(explained, tmp_path):
     record = ImageRecord("r", "images/right_m1.dcm", "p", findings=[Finding("mass", box), Finding("no_finding")])
     Manifest(records=[record], root=out.parent).save(tmp_path / "manifest.json")
     assert main(["view", str(folder), "--data", str(tmp_path / "manifest.json")]) == 0
-    assert _manifest(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
+    assert viewer_data(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
 
 
 def test_view_reports_a_bad_output_and_goes_on(explained, tmp_path, capsys):
@@ -188,7 +199,7 @@ def test_report_links_a_viewer_of_the_pointing_game_images(tmp_path):
     writer.add(ViewerImage.from_maps("img0", grey, maps, labels, boxes, reference_peaks(points)))
     html = write_report(tmp_path, {"title": "t", "pointing_game": board.result()}, viewer=writer.finish()).read_text()
     assert '<a href="viewer.html">' in html
-    entry = _manifest(tmp_path / "viewer.html")["images"][0]
+    entry = viewer_data(tmp_path / "viewer.html")["images"][0]
     assert entry["boxes"] == {"mass": [[15.0, 25.0, 26.0, 36.0]]} and len(entry["overlays"]) == 2 * 2
     peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction")
     assert (peak["label"], peak["x"], peak["y"]) == ("mass", 20, 30)  # where the map points: inside the true box
