@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -18,8 +20,8 @@ from correlax.pipelines.explain_files import explain_files
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
 from correlax.report import write_report
-from correlax.report.tiles import level_sizes
-from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks, viewer_data
+from correlax.report.tiles import dzi_tiles, level_sizes
+from correlax.report.viewer import ViewerImage, ViewerWriter, embed_json, reference_peaks, viewer_data
 from dicom_factory import write_dicom
 from headless import CHROMIUM, HeadlessPage
 
@@ -94,6 +96,24 @@ def _full_level(out: Path, source: dict, mode: str) -> np.ndarray:
         x0, y0 = col * size - (overlap if col else 0), row * size - (overlap if row else 0)
         canvas[y0 : y0 + tile.shape[0], x0 : x0 + tile.shape[1]] = tile
     return canvas
+
+
+def test_deep_zoom_pyramid_of_a_full_field_mammogram():
+    sizes = level_sizes(3328, 4096)
+    assert len(sizes) == 13 and sizes[0] == (1, 1) and sizes[-1] == (3328, 4096) and sizes[-2] == (1664, 2048)
+    assert level_sizes(301, 7)[-2:] == [(151, 4), (301, 7)]  # halves rounded up
+    image = np.random.default_rng(0).integers(0, 256, (200, 301), dtype=np.uint8)
+    tiles = list(dzi_tiles(image, tile_size=128, overlap=1))
+    top = [t for t in tiles if t.level == len(level_sizes(301, 200)) - 1]
+    assert {(t.col, t.row) for t in top} == {(c, r) for c in range(3) for r in range(2)}
+    rebuilt = np.zeros_like(image)
+    for t in top:
+        assert t.pixels.shape[0] <= 128 + 2 and t.pixels.shape[1] <= 128 + 2  # a tile and its overlap on each side
+        x0, y0 = max(0, 128 * t.col - 1), max(0, 128 * t.row - 1)
+        rebuilt[y0 : y0 + t.pixels.shape[0], x0 : x0 + t.pixels.shape[1]] = t.pixels
+    np.testing.assert_array_equal(rebuilt, image)
+    (smallest,) = [t for t in tiles if t.level == 0]
+    assert smallest.pixels.shape == (1, 1) and abs(int(smallest.pixels[0, 0]) - image.mean()) < 3  # area means
 
 
 def test_view_writes_an_offline_page_on_the_stored_grid(explained):
@@ -203,3 +223,58 @@ def test_report_links_a_viewer_of_the_pointing_game_images(tmp_path):
     assert entry["boxes"] == {"mass": [[15.0, 25.0, 26.0, 36.0]]} and len(entry["overlays"]) == 2 * 2
     peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction")
     assert (peak["label"], peak["x"], peak["y"]) == ("mass", 20, 30)  # where the map points: inside the true box
+
+
+HOSTILE_LABELS = ("<img src=x onerror=\"window.PWNED = (window.PWNED || []).concat('label')\">",
+                  "</script><script>window.PWNED = ['script block']</script><!--")  # fmt: skip
+HOSTILE_NAME = "<svg onload=window.PWNED=['file name']>&amp;"  # an output file's stem, the viewer's image id
+HOSTILE_TITLE = "<script>window.PWNED = ['title']</script>"
+
+
+def test_embedded_json_cannot_end_its_script_block():
+    value = {"label": HOSTILE_LABELS[1], "id": HOSTILE_NAME, "nan": float("nan")}
+    text = embed_json(value)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {**value, "nan": None}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_hostile_labels_ids_and_file_names_are_shown_as_text_and_never_run(explained, tmp_path):
+    out, _ = explained
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    summary = json.loads((out / "left.json").read_text())
+    summary["labels"] = list(HOSTILE_LABELS)
+    (folder / f"{HOSTILE_NAME}.json").write_text(json.dumps(summary))
+    shutil.copy(out / "left.npz", folder / f"{HOSTILE_NAME}.npz")
+    assert main(["view", str(folder), "--title", HOSTILE_TITLE]) == 0
+    page_url = (folder / "index.html").as_uri()
+    layer = "correlax-prediction/" + quote(HOSTILE_LABELS[0], safe="!*'()")  # as encodeURIComponent
+    state = "document.body && document.body.dataset.state && JSON.parse(document.body.dataset.state)"
+    with HeadlessPage(tmp_path / "profile") as page:
+        page.run_before_each_page(
+            "window.VIOLATIONS = []; document.addEventListener('securitypolicyviolation', "
+            "(e) => window.VIOLATIONS.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
+        page.open(f"{page_url}#image=0&overlays={quote(layer, safe='')}&opacity=1")
+        shown = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded ? s : null; }})()")
+        assert shown["id"] == HOSTILE_NAME and shown["overlays"] == [layer]  # the page works with these names
+        time.sleep(0.5)  # time for an injected element's error or load handler to have fired
+        assert page.evaluate("window.PWNED === undefined"), page.evaluate("window.PWNED")
+        assert page.evaluate("document.querySelectorAll('img, svg, iframe, object').length") == 0
+        assert page.evaluate("document.scripts.length") == 3  # the data block and the two script files
+        assert page.evaluate("window.VIOLATIONS") == []  # the page itself needs nothing the policy forbids
+        # the hostile text is displayed, as text
+        assert page.evaluate("document.title") == HOSTILE_TITLE
+        assert page.evaluate("document.querySelector('h1').textContent") == HOSTILE_TITLE
+        assert page.evaluate("document.getElementById('image').options[0].text") == HOSTILE_NAME
+        assert page.evaluate("document.getElementById('caption').textContent").startswith(HOSTILE_NAME + " — ")
+        headers = page.evaluate("[...document.querySelectorAll('#layers tr:first-child th')].map((th) => th.textContent)")
+        assert headers == ["", *HOSTILE_LABELS]
+        # and the policy stops inline script, should anything ever slip into the page as HTML
+        page.evaluate("const s = document.createElement('script'); s.textContent = 'window.INLINE = 1'; "
+                      "document.body.append(s); document.getElementById('caption').innerHTML = "
+                      "'<img src=x onerror=\"window.HANDLER = 1\">'")  # fmt: skip
+        time.sleep(0.5)
+        assert page.evaluate("window.INLINE === undefined && window.HANDLER === undefined")
+        assert len(page.evaluate("window.VIOLATIONS")) == 2  # both refused by the CSP, and reported

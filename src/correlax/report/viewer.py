@@ -36,8 +36,10 @@ ASSETS = ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js", "vie
 
 TILE_SIZE, TILE_OVERLAP = 510, 1  # DZI tiles of 512 px with their overlap
 DATA_OPEN = '<script type="application/json" id="viewer-data">'  # the block that holds the image list
-# Only the page's own script files run: no inline script, no eval, no plug-ins, nothing from elsewhere.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+# Only the page's own script files run: no inline script, no eval, no plug-ins, nothing from elsewhere. The one
+# inline style allowed, by its hash, is the rule OpenSeadragon 6.1.1 inserts (its touch-screen focus outline).
+OSD_STYLE_HASH = "sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE="
+CSP = (f"default-src 'none'; script-src 'self'; style-src 'self' '{OSD_STYLE_HASH}'; img-src 'self' data: blob:; "
        "base-uri 'none'; form-action 'none'; object-src 'none'")  # fmt: skip
 
 
