@@ -132,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     if CHROMIUM is None:
         raise SystemExit("benchmarks/viewer.py needs chromium (apt-get install chromium)")
     from correlax.provenance import provenance
-
     results: dict = {"provenance": provenance(), "image": {"width": WIDTH, "height": HEIGHT, "maps": len(METHODS) * len(LABELS),
                      "map_shape": list(MAP_SHAPE)}, "window": [1440, 900]}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="viewer-bench-") as tmp:
@@ -145,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run([sys.executable, __file__, "--build-only", str(out)], env=env, check=True,
                                   capture_output=True, text=True)  # fmt: skip
             results[name] = {**json.loads(done.stdout), **measure(out, args.repeats)}
+    results["load_average_1min_at_end"] = os.getloadavg()[0]  # others' work on the machine (at start: provenance)
     text = json.dumps(results, indent=1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
