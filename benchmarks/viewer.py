@@ -112,7 +112,8 @@ def load(page_path: Path, view: str, profile: Path) -> dict:
 def measure(out: Path, repeats: int) -> dict:
     views = {}
     for name, view in VIEWS.items():
-        runs = [load(out / "index.html", view, Path(tempfile.mkdtemp(prefix="profile-", dir=out.parent))) for _ in range(repeats)]
+        profiles = [Path(tempfile.mkdtemp(prefix="profile-", dir=out.parent)) for _ in range(repeats)]
+        runs = [load(out / "index.html", view, profile) for profile in profiles]
         views[name] = {"seconds_median": statistics.median(r["seconds"] for r in runs),
                        "seconds": [round(r["seconds"], 3) for r in runs],
                        "images_fetched": runs[0]["images_fetched"], "bytes_fetched": runs[0]["bytes_fetched"]}  # fmt: skip
@@ -132,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if CHROMIUM is None:
         raise SystemExit("benchmarks/viewer.py needs chromium (apt-get install chromium)")
     from correlax.provenance import provenance
-    results: dict = {"provenance": provenance(), "image": {"width": WIDTH, "height": HEIGHT, "maps": len(METHODS) * len(LABELS),
-                     "map_shape": list(MAP_SHAPE)}, "window": [1440, 900]}  # fmt: skip
+    image = {"width": WIDTH, "height": HEIGHT, "maps": len(METHODS) * len(LABELS), "map_shape": list(MAP_SHAPE)}
+    results: dict = {"provenance": provenance(), "image": image, "window": [1440, 900]}
     with tempfile.TemporaryDirectory(prefix="viewer-bench-") as tmp:
         builds = {"after": Path(tmp) / "after"}
         if args.before_src:

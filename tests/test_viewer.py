@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -126,6 +127,9 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
     data = viewer_data(page)
     assert [e["id"] for e in data["images"]] == ["left", "right_m1"]
     for entry in data["images"]:
+        descriptor = ElementTree.parse(out / entry["tiles"]["tilesUrl"].replace("_files/", ".dzi")).getroot()
+        assert descriptor.get("TileSize") == str(entry["tiles"]["tileSize"]) and descriptor.get("Format") == "png"
+        assert descriptor[0].attrib == {"Width": "80", "Height": "120"}  # the standard descriptor, for other viewers
         grey = _full_level(out, entry["tiles"], "L")
         assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
         y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
@@ -227,7 +231,8 @@ def test_report_links_a_viewer_of_the_pointing_game_images(tmp_path):
 
 HOSTILE_LABELS = ("<img src=x onerror=\"window.PWNED = (window.PWNED || []).concat('label')\">",
                   "</script><script>window.PWNED = ['script block']</script><!--")  # fmt: skip
-HOSTILE_NAME = "<svg onload=window.PWNED=['file name']>&amp;"  # an output file's stem, the viewer's image id
+# an output file's stem, the viewer's image id; long, without spaces, as accession numbers and UIDs are
+HOSTILE_NAME = "<svg onload=window.PWNED=['file name']>&amp;-1.2.840.113619.2.5.1762583153.215519.978957063.78"
 HOSTILE_TITLE = "<script>window.PWNED = ['title']</script>"
 
 
@@ -269,6 +274,10 @@ def test_hostile_labels_ids_and_file_names_are_shown_as_text_and_never_run(expla
         assert page.evaluate("document.querySelector('h1').textContent") == HOSTILE_TITLE
         assert page.evaluate("document.getElementById('image').options[0].text") == HOSTILE_NAME
         assert page.evaluate("document.getElementById('caption').textContent").startswith(HOSTILE_NAME + " — ")
+        # long names end in an ellipsis inside the side panel, which does not scroll sideways
+        assert page.evaluate("document.querySelector('aside').scrollWidth - document.querySelector('aside').clientWidth") == 0
+        caption = page.evaluate("[document.getElementById('caption').title, document.getElementById('caption').textContent]")
+        assert caption[0] == caption[1]  # the whole text on hover
         headers = page.evaluate("[...document.querySelectorAll('#layers tr:first-child th')].map((th) => th.textContent)")
         assert headers == ["", *HOSTILE_LABELS]
         # and the policy stops inline script, should anything ever slip into the page as HTML

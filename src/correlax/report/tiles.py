@@ -28,7 +28,8 @@ class Tile:
 def level_sizes(width: int, height: int) -> list[tuple[int, int]]:
     """(width, height) of every level, level 0 first."""
     max_level = math.ceil(math.log2(max(width, height, 1)))
-    return [(math.ceil(width / 2 ** (max_level - lv)), math.ceil(height / 2 ** (max_level - lv))) for lv in range(max_level + 1)]
+    scales = [2 ** (max_level - lv) for lv in range(max_level + 1)]
+    return [(math.ceil(width / s), math.ceil(height / s)) for s in scales]
 
 
 def tile_spans(length: int, tile_size: int, overlap: int) -> list[tuple[int, int]]:

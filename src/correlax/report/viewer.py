@@ -138,7 +138,8 @@ class ViewerWriter:
         """``<folder>/<name>.dzi`` and its tiles; returns the tile source the page gives OpenSeadragon."""
         root = self.out_dir / folder
         for tile in dzi_tiles(pixels, TILE_SIZE, TILE_OVERLAP):
-            atomic_write_bytes(root / f"{name}_files" / str(tile.level) / f"{tile.col}_{tile.row}.png", _png(tile.pixels, palette))
+            path = root / f"{name}_files" / str(tile.level) / f"{tile.col}_{tile.row}.png"
+            atomic_write_bytes(path, _png(tile.pixels, palette))
         h, w = pixels.shape[:2]
         atomic_write_text(root / f"{name}.dzi", dzi_descriptor(w, h, TILE_SIZE, TILE_OVERLAP, "png"))
         return {"tilesUrl": f"{folder}/{name}_files/", "fileFormat": "png", "width": w, "height": h,
