@@ -21,7 +21,7 @@ from correlax.pipelines.explain_files import explain_files
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
 from correlax.report import write_report
-from correlax.report.tiles import dzi_tiles, level_sizes
+from correlax.report.tiles import dzi_tiles, level_sizes, one_tile_level
 from correlax.report.viewer import ViewerImage, ViewerWriter, embed_json, reference_peaks, viewer_data
 from dicom_factory import write_dicom
 from headless import CHROMIUM, HeadlessPage
@@ -115,6 +115,8 @@ def test_deep_zoom_pyramid_of_a_full_field_mammogram():
     np.testing.assert_array_equal(rebuilt, image)
     (smallest,) = [t for t in tiles if t.level == 0]
     assert smallest.pixels.shape == (1, 1) and abs(int(smallest.pixels[0, 0]) - image.mean()) < 3  # area means
+    assert one_tile_level(301, 200, 128) == 7 and level_sizes(301, 200)[7] == (76, 50)  # level 8 is 151 wide
+    assert {t.level for t in dzi_tiles(image, 128, 1, min_level=7)} == {7, 8, 9}
 
 
 def test_view_writes_an_offline_page_on_the_stored_grid(explained):

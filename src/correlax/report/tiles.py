@@ -2,8 +2,10 @@
 
 Level ``max_level = ceil(log2(longest side))`` is the full image, each level below half the one above (sizes
 rounded up), level 0 one pixel. Tiles are ``tile_size`` square plus ``overlap`` pixels shared with each
-neighbour; a viewer fetches only those of the level and region on screen. Pure functions: the viewer writes
-the tiles (``<name>_files/<level>/<col>_<row>.<format>``) and the descriptor (``<name>.dzi``).
+neighbour; a viewer fetches only those of the level and region on screen. The levels below the first one that
+fits in one tile may be left out (a viewer told that ``minLevel`` shrinks that tile itself): for a full-field
+image they are 10 single-tile files of 15 per pyramid. Pure functions: the viewer writes the tiles
+(``<name>_files/<level>/<col>_<row>.<format>``) and the descriptor (``<name>.dzi``).
 """
 
 from __future__ import annotations
@@ -32,18 +34,23 @@ def level_sizes(width: int, height: int) -> list[tuple[int, int]]:
     return [(math.ceil(width / s), math.ceil(height / s)) for s in scales]
 
 
+def one_tile_level(width: int, height: int, tile_size: int) -> int:
+    """The finest level that is a single tile."""
+    return max(lv for lv, (w, h) in enumerate(level_sizes(width, height)) if w <= tile_size and h <= tile_size)
+
+
 def tile_spans(length: int, tile_size: int, overlap: int) -> list[tuple[int, int]]:
     """[start, stop) of each tile along one axis of a level ``length`` pixels long."""
     return [(max(0, i * tile_size - overlap), min(length, (i + 1) * tile_size + overlap))
             for i in range(math.ceil(length / tile_size))]  # fmt: skip
 
 
-def dzi_tiles(image: np.ndarray, tile_size: int, overlap: int) -> Iterator[Tile]:
-    """Every tile of ``image`` (H, W) or (H, W, C), full-resolution level first. Each level is the one above
-    shrunk by area averaging, so only two levels are held at a time."""
+def dzi_tiles(image: np.ndarray, tile_size: int, overlap: int, min_level: int = 0) -> Iterator[Tile]:
+    """Every tile of ``image`` (H, W) or (H, W, C) from the full-resolution level down to ``min_level``. Each
+    level is the one above shrunk by area averaging, so only two levels are held at a time."""
     sizes = level_sizes(image.shape[1], image.shape[0])
     level = image
-    for lv in range(len(sizes) - 1, -1, -1):
+    for lv in range(len(sizes) - 1, min_level - 1, -1):
         w, h = sizes[lv]
         if level.shape[:2] != (h, w):
             level = cv2.resize(level, (w, h), interpolation=cv2.INTER_AREA)

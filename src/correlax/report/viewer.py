@@ -26,7 +26,7 @@ from correlax.geometry import AnnotationBox
 from correlax.fileio import atomic_write_bytes, atomic_write_text, strict_json
 from correlax.preprocess import to_uint8
 from correlax.report.figures import heat_rgba
-from correlax.report.tiles import dzi_descriptor, dzi_tiles
+from correlax.report.tiles import dzi_descriptor, dzi_tiles, one_tile_level
 
 OVERLAY_PIXELS = 1024  # longest side of an overlay's pyramid; the viewer stretches it over the image
 METHOD_COLORS = {"correlax-prediction": "#ffd43b", "correlax-correlation": "#ff6b6b", "correlax-weighted": "#ff922b",
@@ -135,15 +135,17 @@ class ViewerWriter:
         self.entries: list[dict] = []
 
     def _write_pyramid(self, folder: str, name: str, pixels: np.ndarray, palette: np.ndarray | None = None) -> dict:
-        """``<folder>/<name>.dzi`` and its tiles; returns the tile source the page gives OpenSeadragon."""
+        """``<folder>/<name>.dzi`` and its tiles down to the first level of one tile; returns the tile source
+        the page gives OpenSeadragon."""
         root = self.out_dir / folder
-        for tile in dzi_tiles(pixels, TILE_SIZE, TILE_OVERLAP):
+        h, w = pixels.shape[:2]
+        min_level = one_tile_level(w, h, TILE_SIZE)
+        for tile in dzi_tiles(pixels, TILE_SIZE, TILE_OVERLAP, min_level):
             path = root / f"{name}_files" / str(tile.level) / f"{tile.col}_{tile.row}.png"
             atomic_write_bytes(path, _png(tile.pixels, palette))
-        h, w = pixels.shape[:2]
         atomic_write_text(root / f"{name}.dzi", dzi_descriptor(w, h, TILE_SIZE, TILE_OVERLAP, "png"))
         return {"tilesUrl": f"{folder}/{name}_files/", "fileFormat": "png", "width": w, "height": h,
-                "tileSize": TILE_SIZE, "tileOverlap": TILE_OVERLAP}  # fmt: skip
+                "tileSize": TILE_SIZE, "tileOverlap": TILE_OVERLAP, "minLevel": min_level}  # fmt: skip
 
     def add(self, image: ViewerImage) -> None:
         """Write the image and its overlays as tiled pyramids now; the page lists them when finished."""
