@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if CHROMIUM is None:
         raise SystemExit("benchmarks/viewer.py needs chromium (apt-get install chromium)")
+    from correlax.fileio import write_json
     from correlax.provenance import provenance
     image = {"width": WIDTH, "height": HEIGHT, "maps": len(METHODS) * len(LABELS), "map_shape": list(MAP_SHAPE)}
     results: dict = {"provenance": provenance(), "image": image, "window": [1440, 900]}
@@ -146,11 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                                   capture_output=True, text=True)  # fmt: skip
             results[name] = {**json.loads(done.stdout), **measure(out, args.repeats)}
     results["load_average_1min_at_end"] = os.getloadavg()[0]  # others' work on the machine (at start: provenance)
-    text = json.dumps(results, indent=1)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+        write_json(args.out, results)
+    print(json.dumps(results, indent=1))
     return 0
 
 
