@@ -110,6 +110,7 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_path: Path, entry: dict,
                   prepared: PreparedImage) -> None:  # fmt: skip
+    """Write one image's outputs beside the map store entry: the ``.npz``, PNG overlays and the JSON of peaks."""
     from correlax.report.overlays import overlay_png
 
     labels = [str(v) for v in entry["labels"]]
@@ -154,6 +155,7 @@ def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepar
 
 @dataclass
 class ExplainReport:
+    """What a batch of ``explain`` did: files done, skipped, left to another worker, failed or passed over."""
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # already done with this model and these settings
     elsewhere: list[Path] = field(default_factory=list)  # being computed by another worker
@@ -168,6 +170,7 @@ class ExplainReport:
 
 
 def already_done(out_dir: Path, name: str, key: EntryKey) -> bool:
+    """Whether ``out_dir`` holds the outputs of ``name`` made with this model and these settings."""
     try:
         return json.loads((out_dir / f"{name}.json").read_text()).get("key") == key.hex
     except (OSError, ValueError):
