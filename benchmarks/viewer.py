@@ -4,8 +4,8 @@ headless Chromium (from file://), for the current code and, with ``--before-src`
     git archive b8da7bc src | tar -x -C /tmp/viewer-before      # the viewer before Deep Zoom tiles
     python benchmarks/viewer.py --before-src /tmp/viewer-before/src --out benchmarks/results/viewer.json
 
-The image is synthetic (3328 × 4096, 8-bit, textured and noisy as a detector image is) with the seven CorRELAX
-maps of two classes on a 0.2 mm grid (1165 × 1434), as ``correlax view`` shows an explained 0.07 mm image.
+The image is synthetic (3328 × 4096, 8-bit, textured and noisy as a detector image is) with 14 maps (seven
+methods × two classes) on a 0.2 mm grid (1165 × 1434), as ``correlax view`` shows an explained 0.07 mm image.
 "Drawn" is the page's own report that every item on screen has all its tiles at the resolution shown
 (``body[data-state].loaded``); "fetched" sums the image files the page asked for.
 """

@@ -46,8 +46,8 @@ class BumpExplainer:
         bump = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * 4.0**2)).astype(np.float32)
         other = np.roll(bump, (10, 3), axis=(0, 1))
         return {"labels": np.array(LABELS), "breast_box": np.array(breast_box), "prediction": np.stack([bump, 0.5 * other]),
-                "corr_pred": np.stack([0.8 * bump, 0.3 * other]), "rise": np.stack([bump, other]),
-                "relax": 0.5 * other, "relax_centred": 0.5 * other, "relax_uncertainty": other, "corr_dist": other}  # fmt: skip
+                "corr_pred": np.stack([0.8 * bump, 0.3 * other]), "corr_partial": np.stack([0.7 * bump, 0.2 * other]),
+                "rise": np.stack([bump, other]), "relax": 0.5 * other, "relax_centred": 0.5 * other, "relax_uncertainty": other, "corr_dist": other}  # fmt: skip
 
 
 def _source(folder: Path, stem: str, right: bool, monochrome1: bool) -> tuple[Path, tuple[int, int]]:
@@ -136,7 +136,7 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
         assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
         y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
         assert abs(x - spots[entry["id"]][0]) <= 1 and abs(y - spots[entry["id"]][1]) <= 1
-        assert len(entry["overlays"]) == 7 * 2  # seven CorRELAX maps × two classes
+        assert len(entry["overlays"]) == 8 * 2  # eight CorRELAX maps × two classes
         peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction" and p["label"] == "mass")
         assert abs(peak["x"] - x) <= 1.5 and abs(peak["y"] - y) <= 1.5  # mapped back through resampling and flip
         overlay = next(o for o in entry["overlays"] if o["method"] == "correlax-prediction" and o["label"] == "mass")
