@@ -39,7 +39,7 @@ DATA_OPEN = '<script type="application/json" id="viewer-data">'  # the block tha
 # Only the page's own script files run: no inline script, no eval, no plug-ins, nothing from elsewhere. The one
 # inline style allowed, by its hash, is the rule OpenSeadragon 6.1.1 inserts (its touch-screen focus outline).
 OSD_STYLE_HASH = "sha256-9xTiqzfwFaL2SGb1rmr8gysEwVVjIvqWAgmZgqFqpEE="
-CSP = (f"default-src 'none'; script-src 'self'; style-src 'self' '{OSD_STYLE_HASH}'; img-src 'self' data: blob:; "
+CSP = (f"default-src 'none'; script-src 'self'; style-src 'self' '{OSD_STYLE_HASH}'; img-src 'self'; "
        "base-uri 'none'; form-action 'none'; object-src 'none'")  # fmt: skip
 
 
