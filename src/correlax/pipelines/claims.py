@@ -101,6 +101,7 @@ def why_abandoned(info: dict | None, age: float) -> str | None:
 
 
 def describe_owner(info: dict | None) -> str:
+    """A claim's owner in words, for messages."""
     return "an unknown worker" if info is None else f"pid {info.get('pid')} on {info.get('host')}"
 
 
@@ -163,6 +164,7 @@ class Claim:
         _heartbeat.add(path)
 
     def release(self) -> None:
+        """Stop the heartbeat and remove the claim file."""
         _heartbeat.discard(self.path)
         self.path.unlink(missing_ok=True)
 

@@ -96,6 +96,7 @@ class ModelKey:
     prepared: Mapping = field(default_factory=dict)  # preparation()
 
     def entry(self, image: ImageIdentity, explainer) -> EntryKey:
+        """The key of ``explainer``'s entry for ``image``."""
         return EntryKey(image, self.model, explainer.name, explainer.settings_key(), self.prepared)
 
 
@@ -110,11 +111,13 @@ class EntryKey:
     prepared: Mapping = field(default_factory=dict)  # preparation()
 
     def describe(self) -> dict:
+        """The key as plain data, as it is written into the entry."""
         return {"image": vars(self.image), "model": self.model, "prepared": dict(self.prepared), "method": self.method,
                 "settings": dict(self.settings)}  # fmt: skip
 
     @property
     def hex(self) -> str:
+        """The digest that names the entry."""
         return digest(self.describe())
 
 
@@ -164,6 +167,7 @@ class MapStore:
                 log.info("removed a temporary file left by a killed run: %s", tmp)
 
     def path(self, key: EntryKey) -> Path:
+        """Where the entry of ``key`` lives (whether or not it exists)."""
         h = key.hex
         return self.root / h[:2] / f"{h}.npz"
 
@@ -186,6 +190,7 @@ class MapStore:
         return arrays
 
     def save(self, key: EntryKey, arrays: Mapping[str, np.ndarray]) -> Path:
+        """Write the entry atomically, with its key's description and the arrays' checksum; returns its path."""
         if self.readonly:
             raise PermissionError(f"{self.root}: read-only map store")
         buffer = io.BytesIO()
@@ -197,6 +202,7 @@ class MapStore:
         return path
 
     def lock_path(self, key: EntryKey) -> Path:
+        """The claim file of ``key``'s entry."""
         return self.path(key).with_suffix(".lock")
 
     def claim(self, key: EntryKey) -> Claim | None:
@@ -215,4 +221,5 @@ class MapStore:
         return self.load(key)
 
     def entries(self) -> Iterator[Path]:
+        """Every entry file in the store."""
         return self.root.glob("*/*.npz")
