@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--skip-classifier", action="store_true", help="leave out the crop-level classifier table")
     p.add_argument("--explain-dir", type=Path,
                    help="also look up maps in the --out of an earlier 'correlax explain' (used when made from the "
-                        "same file, model and settings)")  # fmt: skip
+                        "same file, model, spacing and settings)")  # fmt: skip
     p.add_argument("--spacing", type=float, help="pixel spacing (mm) of files that state none and whose record gives none")
     p.add_argument("--max-wait", type=float, default=WAIT_SECONDS, metavar="SECONDS",
                    help="the longest wait for a map another live worker is computing; then that image fails by name "
