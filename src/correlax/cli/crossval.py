@@ -15,6 +15,7 @@ from correlax.cli.options import (
     run_settings,
     scored_methods,
 )
+from correlax.cli.outputs import declare_output
 from correlax.cli.train import add_train_options, train_config
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
     add_train_options(p.add_argument_group("training (per fold)"), prefix="train-")
     add_correlax_options(p)
     p.set_defaults(func=run, resume=True)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:

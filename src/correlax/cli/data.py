@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from correlax.cli.outputs import FILE, FOLDER, declare_output
 from correlax.labels import LABELS
 
 if TYPE_CHECKING:  # the readers are imported when a command runs, not for --help
@@ -66,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--allow-outside-root", action="store_true", help=f"read image files outside {where}")
     for p in (vindr, mias, table, synthetic):
         p.set_defaults(func=run)
+        declare_output(p, kind=FOLDER if p is synthetic else FILE)
 
 
 def _val_options(parser: argparse.ArgumentParser) -> None:

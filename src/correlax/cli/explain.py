@@ -8,6 +8,7 @@ from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
 from correlax.cli.options import add_correlax_options, correlax_settings, run_settings
+from correlax.cli.outputs import declare_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="read and pre-process the next N images in a thread while one is explained (0: off; default 1)")  # fmt: skip
     p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR and a GSPS (needs correlax[dicom])")
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from correlax.cli.outputs import declare_output
 from correlax.models.presets import PRESETS
 from correlax.settings import MASK_AUG_CROPS, MASK_FILLS
 
@@ -72,6 +73,7 @@ def register(subparsers) -> None:
     add_train_options(p)
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.ckpt")
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def train_config(args: argparse.Namespace, data: str, out: str):
