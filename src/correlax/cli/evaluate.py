@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
-from correlax.cli.outputs import declare_output
+from correlax.cli.outputs import declare_output, report_skipped
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,5 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_json(out / "metrics.json", report)
     print(format_report(report))
-    for failure in report["failures"]:
-        print(f"skipped {failure['path']}: {failure['reason']}")
     print(f"metrics: {out / 'metrics.json'}")
-    return 0
+    return report_skipped(report["failures"])

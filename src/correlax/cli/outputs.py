@@ -1,5 +1,6 @@
-"""The check every command makes of where it writes, before any work: one line and exit status 2 when the
-output folder (or the folder of an output file) is a file, cannot be made, or cannot be written."""
+"""How every command starts and ends. Before any work, the check of where it writes: one line and exit
+status 2 when the output folder (or the folder of an output file) is a file, cannot be made, or cannot be
+written. At the end, the inputs it skipped, each by name, and exit status 1 when there was any."""
 
 from __future__ import annotations
 
@@ -41,3 +42,12 @@ def declared_output_problem(args: argparse.Namespace) -> str | None:
     dest, kind = getattr(args, "output", (None, None))
     value = getattr(args, dest, None) if dest else None
     return None if value is None else output_problem(Path(value), kind)
+
+
+def report_skipped(failures: list[dict], say=print) -> int:
+    """Say each skipped input (``{"path", "reason"}``) by name; the exit status: 1 when any, else 0."""
+    if failures:
+        say(f"{len(failures)} input(s) skipped:")
+    for failure in failures:
+        say(f"  skipped {failure['path']}: {failure['reason']}")
+    return 1 if failures else 0

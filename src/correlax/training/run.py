@@ -10,6 +10,7 @@ Layout of a run folder::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -119,7 +120,7 @@ def train(config: TrainConfig) -> Path:
         manifest, config.labels, cache, config.input_size, CropSettings(**config.crops), config.seed,
         config.augment, config.val_fraction, masking if config.mask_aug > 0 else None,
     )
-    failures = train_set.failures + val_set.failures
+    failures = [{"path": path, "reason": reason} for path, reason in train_set.failures + val_set.failures]
     if len(train_set) == 0:
         raise ValueError(f"{config.data}: no training crops (no readable images with boxes or normal tissue)")
     log.info("crops: %d training, %d validation; labels %s", len(train_set), len(val_set), ", ".join(train_set.labels))
@@ -194,3 +195,10 @@ def export_best(trainer, module, checkpoints, info, val_set, out: Path, failures
     path = save_checkpoint(out / "model.safetensors", model, info)
     write_json(out / "validation.json", {"report": report, "failures": failures})
     return path
+
+
+def skipped_images(run_dir: Path) -> list[dict]:
+    """The images a finished run in ``run_dir`` could not read (``{"path", "reason"}``), from its validation.json
+    (runs before this version wrote ``[path, reason]`` pairs)."""
+    failures = json.loads((Path(run_dir) / "validation.json").read_text())["failures"]
+    return [f if isinstance(f, dict) else {"path": f[0], "reason": f[1]} for f in failures]
