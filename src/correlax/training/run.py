@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from correlax.crops import CropDataset, CropSettings, MaskAugmentation, PreparedCache
 from correlax.data.records import Manifest
@@ -33,6 +33,7 @@ from correlax.preprocess import PreprocessSettings
 from correlax.training.data import build_datasets
 from correlax.training.module import CropClassifierModule
 from correlax.training.predict import predict
+from correlax.training.resume import EpochSampler, EpochSeeds
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,7 @@ def _loader(dataset: CropDataset, config: TrainConfig, train: bool, world_size: 
         return DataLoader(dataset, shuffle=False, **kwargs)
     # Lightning shards this sampler over the ranks (DistributedSamplerWrapper): draw for all of them
     per_rank = config.steps_per_epoch * config.batch_size if config.steps_per_epoch else len(dataset)
-    generator = torch.Generator().manual_seed(config.seed)
-    sampler = WeightedRandomSampler(dataset.sample_weights(), per_rank * world_size, replacement=True, generator=generator)
+    sampler = EpochSampler(dataset.sample_weights(), per_rank * world_size, config.seed)
     return DataLoader(dataset, sampler=sampler, drop_last=per_rank >= config.batch_size, **kwargs)
 
 
@@ -155,7 +155,7 @@ def train(config: TrainConfig) -> Path:
         num_nodes=config.num_nodes,
         strategy=config.strategy,
         precision=precision,
-        callbacks=[checkpoints, TQDMProgressBar()],
+        callbacks=[checkpoints, TQDMProgressBar(), EpochSeeds(config.seed)],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=out,
         logger=False,
