@@ -74,8 +74,9 @@ def find_images(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ())
 
     A file given by name is taken as it is (a bad one fails later, by name), unless it is no regular file
     (FIFO, device, socket): those are skipped, never opened. Folders are searched recursively, symbolic
-    links to folders followed (a folder reached twice, as by a link loop, is searched once); a file counts as an image by its content (DICOM with the DICM preamble whatever its
-    name, PNG/TIFF/PGM magic; a ``.dcm``/``.dicom``/suffix-less file that may be DICOM without preamble).
+    links to folders followed (a folder reached twice, as by a link loop, is searched once); a file counts
+    as an image by its content (DICOM with the DICM preamble whatever its name, PNG/TIFF/PGM magic; a
+    ``.dcm``/``.dicom``/suffix-less file that may be DICOM without preamble).
     Never searched: folders in ``exclude`` (pass the output folder), folders holding an
     :data:`OUTPUT_MARKER` file, hidden folders; never taken: PNG figures written by matplotlib or
     correlax. Files are returned sorted per folder, each once.
@@ -88,7 +89,7 @@ def find_images(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ())
     skipped: list[tuple[Path, str]] = []
     for path in map(Path, paths):
         if not path.is_dir():
-            special = not_a_regular_file(path) if path.exists() else None
+            special = not_a_regular_file(path)
             if special:
                 skipped.append((path, special))
             else:
