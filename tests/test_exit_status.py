@@ -37,3 +37,18 @@ def test_train_and_evaluate_exit_1_naming_the_skipped_image(with_a_missing_image
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert (tmp_path / "e" / "metrics.json").is_file() and "skipped" in out and "gone-test.png" in out
+
+
+def test_crossval_lists_what_each_fold_skipped_and_exits_1(tmp_path, capsys):
+    from correlax.cli.crossval import crossval_failures
+    from correlax.cli.outputs import report_skipped
+
+    (tmp_path / "fold0" / "model").mkdir(parents=True)
+    (tmp_path / "fold0" / "model" / "validation.json").write_text(
+        json.dumps({"report": None, "failures": [["a.png", "not a PNG"]]})  # the pairs older runs wrote
+    )
+    pooled = {"folds": [{"fold": 0, "failures": []}, {"fold": 1, "failures": [{"path": "b.dcm", "reason": "truncated"}]}]}
+    failures = crossval_failures(tmp_path, pooled)
+    assert failures == [{"path": "a.png", "reason": "fold 0: not a PNG"}, {"path": "b.dcm", "reason": "fold 1: truncated"}]
+    assert report_skipped(failures) == 1 and report_skipped([]) == 0
+    assert "skipped b.dcm: fold 1: truncated" in capsys.readouterr().out
