@@ -6,10 +6,10 @@ types below, checked when a manifest is read (:meth:`Manifest.load`) and wheneve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
-import dataclasses
 from dataclasses import asdict, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -31,6 +31,7 @@ _RECORD_CONFIG = ConfigDict(extra="forbid")
 
 @dataclass(config=_RECORD_CONFIG)
 class Finding:
+    """One label of an image, with its box in stored-image pixels or None for an image-level label."""
     label: str
     box: tuple[Coordinate, Coordinate, Coordinate, Coordinate] | None = None  # xmin, ymin, xmax, ymax; None: no location
 
@@ -52,6 +53,7 @@ class Finding:
 
 @dataclass(config=_RECORD_CONFIG)
 class ImageRecord:
+    """One image of a data set: its file, patient, view, split, pixel spacing and findings."""
     image_id: str
     path: str  # absolute, or relative to the manifest's directory
     patient_id: str
@@ -82,19 +84,23 @@ class ManifestFile(pydantic.BaseModel):
 
 @dataclasses.dataclass
 class Manifest:
+    """A data set as the other commands read it: image records with paths relative to ``root``."""
     records: list[ImageRecord]
     root: Path = Path(".")  # paths in records are relative to this
     source: str = ""
     missing: list[str] = field(default_factory=list)  # images the source lists but that were not found
 
     def resolve(self, record: ImageRecord) -> Path:
+        """The file of ``record``: its path as is when absolute, else under the manifest's root."""
         p = Path(record.path)
         return p if p.is_absolute() else self.root / p
 
     def split(self, name: str) -> list[ImageRecord]:
+        """The records of split ``name`` (train, val or test)."""
         return [r for r in self.records if r.split == name]
 
     def summary(self) -> dict:
+        """Counts for the command-line summary: images, patients, images and boxes per label."""
         images_per_label: Counter[str] = Counter()
         boxes_per_label: Counter[str] = Counter()
         for r in self.records:
