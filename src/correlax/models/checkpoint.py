@@ -12,9 +12,10 @@ import math
 import pickle
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 import correlax
 from correlax.errors import FileProblem
@@ -23,6 +24,9 @@ from correlax.labels import check_label
 from correlax.models.classifier import CropClassifier
 from correlax.models.factory import create_model
 from correlax.preprocess import PreprocessSettings
+
+if TYPE_CHECKING:
+    from correlax.models.model_file import ModelFile
 
 FORMAT_VERSION = 1
 METADATA_KEY = "correlax"
@@ -123,14 +127,17 @@ def save_checkpoint(path: str | Path, model: CropClassifier, info: CheckpointInf
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[CropClassifier, CheckpointInfo]:
-    """Rebuild the model (in eval mode) from an exported ``.safetensors`` file or a training ``.ckpt``.
+def load_checkpoint(path: str | Path | ModelFile, map_location: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild the model (in eval mode) from an exported ``.safetensors`` file or a training ``.ckpt``, or load a
+    :class:`~correlax.models.model_file.ModelFile` (one's own TorchScript or timm model with its labels file).
 
     Raises:
         CheckpointError: missing, truncated or foreign file, a pickle beyond plain tensors and data
             (refused unread), a format version this code cannot read, malformed metadata, or weights
             that hold NaN or infinite values.
     """
+    if not isinstance(path, (str, Path)):
+        return path.load(map_location)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file")
@@ -171,7 +178,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     except Exception as e:  # noqa: BLE001 -- safetensors raises its own error types for damaged files
         raise CheckpointError(path, f"not a readable safetensors file, truncated or damaged? ({e})") from e
     if meta_text is None:
-        raise CheckpointError(path, "safetensors file without correlax metadata; not a correlax model")
+        raise CheckpointError(path, "safetensors file without correlax metadata; not a correlax model "
+                                    "(one's own model: give its --labels-file, and --arch for a timm state dict)")
     try:
         return state, json.loads(meta_text)
     except json.JSONDecodeError as e:
