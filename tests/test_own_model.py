@@ -194,6 +194,7 @@ def files(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["torchscript", "timm"])
 def test_explain_cli_takes_a_torchscript_or_timm_file_with_a_labels_file(files, tmp_path, capsys, kind):
     model = ["--model", str(files / "scripted.pt")] if kind == "torchscript" else [

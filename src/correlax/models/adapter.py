@@ -37,7 +37,7 @@ def working_copy(model: nn.Module) -> nn.Module:
     module is copied whole (its weights too)."""
     if isinstance(model, torch.jit.ScriptModule):
         return copy.deepcopy(model)
-    memo: dict[int, object] = {id(p): nn.Parameter(p.detach(), requires_grad=p.requires_grad) for p in model.parameters()}
+    memo: dict[int, object] = {id(p): nn.Parameter(p.detach(), p.requires_grad) for p in model.parameters()}
     memo.update({id(b): b for b in model.buffers()})  # a conversion rebinds a buffer in the copy, never alters it
     return copy.deepcopy(model, memo)
 
@@ -62,18 +62,23 @@ def pooled(features: torch.Tensor) -> torch.Tensor:
         return features.mean(dim=1)
     if features.ndim == 2:
         return features
-    raise ModelContractError(f"the feature layer's output has shape {tuple(features.shape)}; expected (B, C, h, w), (B, N, D) or (B, D)")
+    raise ModelContractError(
+        f"the feature layer's output has shape {tuple(features.shape)}; expected (B, C, h, w), (B, N, D) or (B, D)"
+    )
 
 
 def _logits_and_features(out: object) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A model's output: logits alone (a tensor, or an object with ``.logits`` as Hugging Face's), or (logits, features)."""
+    """A model's output: logits alone (a tensor, or an object with ``.logits`` as Hugging Face's), or (logits,
+    features)."""
     if isinstance(out, torch.Tensor):
         return out, None
     if isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out):
         return out[0], out[1]
     if isinstance(getattr(out, "logits", None), torch.Tensor):
         return out.logits, None
-    raise ModelContractError(f"the model returns a {type(out).__name__}; expected a logits tensor (B, L) or (logits, features)")
+    raise ModelContractError(
+        f"the model returns a {type(out).__name__}; expected a logits tensor (B, L) or (logits, features)"
+    )
 
 
 def has_timm_head(model: nn.Module) -> bool:
@@ -85,13 +90,16 @@ class FindingAdapter(nn.Module):
     features)`` with sigmoid logits (a softmax model's turned into per-class logits, :func:`softmax_as_sigmoid_logits`).
     ``feature_layer`` is a dotted submodule name; ``target_layer`` is what Grad-CAM differentiates at."""
 
-    def __init__(self, model: nn.Module, labels: Sequence[str], feature_layer: str | None = None, activation: str = "sigmoid") -> None:
+    def __init__(
+        self, model: nn.Module, labels: Sequence[str], feature_layer: str | None = None, activation: str = "sigmoid"
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         self.model = model
         self.labels = tuple(labels)
-        if not self.labels or not all(isinstance(x, str) and x for x in self.labels) or len(set(self.labels)) < len(self.labels):
+        names = all(isinstance(x, str) and x for x in self.labels)
+        if not self.labels or not names or len(set(self.labels)) < len(self.labels):
             raise ValueError(f"labels must be distinct non-empty names, one per logit; got {labels!r}")
         self.feature_layer = feature_layer
         self.activation = activation
@@ -129,14 +137,20 @@ class FindingAdapter(nn.Module):
         if not captured:
             raise ModelContractError(f"feature_layer {self.feature_layer!r} did not run in the model's forward pass")
         if not isinstance(captured[-1], torch.Tensor):
-            raise ModelContractError(f"feature_layer {self.feature_layer!r} returns a {type(captured[-1]).__name__}, not a tensor")
+            kind = type(captured[-1]).__name__
+            raise ModelContractError(f"feature_layer {self.feature_layer!r} returns a {kind}, not a tensor")
         return logits, pooled(captured[-1])
 
 
+def top_level(model: nn.Module) -> str:
+    """The names of a model's first dozen children, for messages."""
+    return ", ".join(itertools.islice((name for name, _ in model.named_children()), 12))
+
+
 def missing_features_message(model: nn.Module) -> str:
-    children = ", ".join(itertools.islice((name for name, _ in model.named_children()), 12))
     return (f"{type(model).__name__} returns logits alone and has no forward_features/forward_head (timm): give "
-            f"feature_layer=, the module whose output is the representation, or its name (top-level modules: {children})")  # fmt: skip
+            f"feature_layer=, the module whose output is the representation, or its name "
+            f"(top-level modules: {top_level(model)})")  # fmt: skip
 
 
 def layer_name(model: nn.Module, layer: str | nn.Module) -> str:
@@ -152,8 +166,9 @@ def layer_name(model: nn.Module, layer: str | nn.Module) -> str:
     try:
         model.get_submodule(layer)
     except AttributeError as e:
-        children = ", ".join(name for name, _ in model.named_children())
-        raise ModelContractError(f"{type(model).__name__} has no module {layer!r} for feature_layer ({e}); top-level modules: {children}") from e
+        raise ModelContractError(
+            f"{type(model).__name__} has no module {layer!r} for feature_layer ({e}); top-level modules: {top_level(model)}"
+        ) from e
     return layer
 
 
@@ -166,7 +181,9 @@ def check_contract(model: FindingAdapter, size: int) -> None:
     except ModelContractError:
         raise
     except Exception as e:  # noqa: BLE001 -- whatever the caller's model raises, said with the probe's shape
-        raise ModelContractError(f"the probe forward of a (2, 3, {size}, {size}) batch in [0, 1] failed: {type(e).__name__}: {e}") from e
+        raise ModelContractError(
+            f"the probe forward of a (2, 3, {size}, {size}) batch in [0, 1] failed: {type(e).__name__}: {e}"
+        ) from e
     if tuple(out.logits.shape) != (2, len(model.labels)):
         raise ModelContractError(f"the model returns logits of shape {tuple(out.logits.shape)} for a batch of 2; "
                                  f"expected (2, {len(model.labels)}), one per label of {model.labels}")  # fmt: skip
