@@ -12,7 +12,7 @@ import math
 import pickle
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -24,9 +24,6 @@ from correlax.labels import check_label
 from correlax.models.classifier import CropClassifier
 from correlax.models.factory import create_model
 from correlax.preprocess import PreprocessSettings
-
-if TYPE_CHECKING:
-    from correlax.models.model_file import ModelFile
 
 FORMAT_VERSION = 1
 METADATA_KEY = "correlax"
@@ -127,9 +124,15 @@ def save_checkpoint(path: str | Path, model: CropClassifier, info: CheckpointInf
     return path
 
 
-def load_checkpoint(path: str | Path | ModelFile, map_location: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+class ModelSource(Protocol):
+    """What loads itself: :class:`correlax.models.model_file.ModelFile` (one's own model with its labels file)."""
+
+    def load(self, map_location: str | torch.device) -> tuple[nn.Module, CheckpointInfo]: ...
+
+
+def load_checkpoint(path: str | Path | ModelSource, map_location: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointInfo]:
     """Rebuild the model (in eval mode) from an exported ``.safetensors`` file or a training ``.ckpt``, or load a
-    :class:`~correlax.models.model_file.ModelFile` (one's own TorchScript or timm model with its labels file).
+    :class:`ModelSource` (one's own TorchScript or timm model with its labels file).
 
     Raises:
         CheckpointError: missing, truncated or foreign file, a pickle beyond plain tensors and data
