@@ -16,9 +16,6 @@ from correlax.explain.forward import BatchRunner
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
 from correlax.explain.settings import CORRELAX_METHODS, CorrelaxSettings, RunSettings, correlax_methods
-from correlax.geometry import PixelBox
-from correlax.models.adapter import as_finding_model
-from correlax.preprocess import breast_mask
 from correlax.explain.windows import (
     WindowGrid,
     breast_box_of,
@@ -27,6 +24,9 @@ from correlax.explain.windows import (
     window_fraction,
     window_view,
 )
+from correlax.geometry import PixelBox
+from correlax.models.adapter import as_finding_model
+from correlax.preprocess import breast_mask
 
 
 @dataclass
