@@ -27,6 +27,7 @@ class ModelContractError(ValueError):
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without any)."""
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -82,6 +83,7 @@ def _logits_and_features(out: object) -> tuple[torch.Tensor, torch.Tensor | None
 
 
 def has_timm_head(model: nn.Module) -> bool:
+    """Whether the model splits as timm's do: ``forward_features`` then ``forward_head`` (``pre_logits``)."""
     return callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None))
 
 
@@ -107,11 +109,13 @@ class FindingAdapter(nn.Module):
 
     @property
     def target_layer(self) -> nn.Module | None:
+        """Grad-CAM's layer: the feature layer, else the model's own ``target_layer`` (None: its last convolution)."""
         if self.feature_layer is not None:
             return self.model.get_submodule(self.feature_layer)
         return getattr(self.model, "target_layer", None)
 
     def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        """Logits (B, L), for a per-class sigmoid, and pooled features (B, D) of a batch (B, 3, H, W)."""
         if self.uses_timm_head:
             fmap = self.model.forward_features(x)
             logits, features = self.model.forward_head(fmap), self.model.forward_head(fmap, pre_logits=True)

@@ -36,6 +36,7 @@ class CheckpointError(FileProblem):
 
 @dataclass
 class CheckpointInfo:
+    """What a checkpoint states beside its weights: labels, backbone, input size, pre-processing and head."""
     labels: tuple[str, ...]
     backbone: str  # preset or timm name
     input_size: int = 256
@@ -80,6 +81,7 @@ class CheckpointInfo:
         return PreprocessSettings.from_dict(self.preprocess)
 
     def to_dict(self) -> dict:
+        """The metadata as plain JSON-ready values."""
         return asdict(self)
 
     @classmethod

@@ -43,6 +43,7 @@ def read_labels_file(path: Path) -> tuple[str, ...]:
 
 
 def read_torchscript(path: Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """``torch.jit.load``, with a file that is not TorchScript refused by name."""
     try:
         return torch.jit.load(str(path), map_location=map_location)
     except Exception as e:  # noqa: BLE001 -- torch.jit.load raises RuntimeError or ValueError for foreign files
