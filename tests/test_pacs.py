@@ -29,6 +29,7 @@ if orthanc.missing():
 
 from correlax.cli.main import main  # noqa: E402
 from correlax.pipelines.pacs import FETCH_DIR, LEDGER, dicom_outputs  # noqa: E402
+from correlax.report.dicom_series import SERIES  # noqa: E402
 
 FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
 LABELS = ("no_finding", "mass", "calcification")
@@ -159,7 +160,7 @@ def test_study_from_the_pacs_explained_and_stored_back(pacs, round_trip):
 def test_orthanc_web_viewer_shows_the_stored_maps(pacs, round_trip, tmp_path):
     """Orthanc's web viewer opens a series of maps correlax stored: its canvas shows the map, not a blank."""
     series = [pacs.get_json(f"/series/{sid}") for sid in pacs.get_json("/series")]
-    maps = next(s for s in series if s["MainDicomTags"].get("SeriesDescription") == "CorRELAX maps"
+    maps = next(s for s in series if s["MainDicomTags"].get("SeriesDescription") == SERIES["pm"].description
                 and pacs.get_json(f"/studies/{s['ParentStudy']}")["MainDicomTags"]["StudyInstanceUID"] == round_trip.study)  # fmt: skip
     with HeadlessPage(tmp_path / "profile", 900, 700) as page:
         page.open(f"{pacs.root}/web-viewer/app/viewer.html?series={maps['ID']}")
