@@ -49,6 +49,7 @@ def test_collect_inputs(setup, tmp_path):
     assert [name for _, name in found] == ["broken", "img0", "img1", "img2", "missing"]
 
 
+@pytest.mark.slow
 def test_explain_outputs_resume_and_failures(setup, tmp_path, capsys):
     _, ckpt, images = setup
     out = tmp_path / "out"
@@ -91,6 +92,7 @@ def test_missing_checkpoint_is_a_clear_error(setup, tmp_path, capsys):
     assert "nope.safetensors" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_share_the_images(setup, tmp_path):
     root, ckpt, images = setup
     out = tmp_path / "out"
@@ -170,6 +172,7 @@ def test_progress_is_logged_when_not_on_a_terminal(caplog):
     assert "film.dcm: 250/1000 forward passes (25 %)" in caplog.text and "left" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_next_image_is_read_while_one_is_explained(setup, tmp_path):
     import threading
 

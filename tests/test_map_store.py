@@ -217,6 +217,7 @@ def test_claims_split_the_work_between_workers(tmp_path):
     assert store.claim(key) is not None
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_compute_each_image_once(corpus, tmp_path):
     root, (model, _) = corpus
     images = tmp_path / "images"

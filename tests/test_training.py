@@ -20,6 +20,8 @@ from correlax.data.records import Finding, ImageRecord, Manifest
 from correlax.models import load_checkpoint
 from correlax.training import TrainConfig, evaluate_checkpoint, train
 
+pytestmark = pytest.mark.slow  # trains models for minutes on a CPU
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 

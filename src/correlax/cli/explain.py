@@ -15,7 +15,16 @@ from correlax.cli.pacs import add_pacs_options, with_pacs
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("explain", help="CorRELAX heatmaps (.npz, overlay PNGs, peaks .json) for mammograms")
     p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="image files or folders (or --from)")
-    p.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors or training .ckpt)")
+    p.add_argument("--model", required=True, type=Path,
+                   help="checkpoint (.safetensors or training .ckpt); or your own model, a TorchScript file or "
+                        "(with --arch) a timm state dict, with --labels-file")  # fmt: skip
+    own = p.add_argument_group("your own model (docs/own-model.md)")
+    own.add_argument("--labels-file", type=Path, help="one label per line, in the order of the model's outputs")
+    own.add_argument("--arch", help="timm model name (timm.create_model) for a state dict: .safetensors, .pth, .bin")
+    own.add_argument("--feature-layer", help="module whose output is the representation, e.g. layer4 (timm models "
+                                             "default to forward_features)")  # fmt: skip
+    own.add_argument("--activation", choices=("sigmoid", "softmax"), default="sigmoid",
+                     help="how the logits become probabilities: multi-label sigmoid or one softmax (default: %(default)s)")  # fmt: skip
     p.add_argument("--out", required=True, type=Path,
                    help="output folder; an image is skipped when it was done with the same model and settings")  # fmt: skip
     add_correlax_options(p)
@@ -36,17 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from correlax.errors import FileProblem
     from correlax.io import MAX_PIXELS
-    from correlax.models import CheckpointError, load_checkpoint
+    from correlax.models import CheckpointError, ModelFile, load_checkpoint
     from correlax.pipelines.explain_files import InputError, run_explain
 
     if args.dicom and importlib.util.find_spec("highdicom") is None:
         print("correlax explain: --dicom needs highdicom: pip install 'correlax[dicom]'")
         return 2
+    model = ModelFile(args.model, args.labels_file, args.arch, args.feature_layer, args.activation)
     try:
-        _, info = load_checkpoint(args.model)  # the window defaults to the model's input size
+        _, info = load_checkpoint(model)  # the window defaults to the model's input size
         settings = correlax_settings(args, info.input_size, info.preprocess_settings.target_spacing)
         report = run_explain(
-            args.inputs, args.out, args.model, settings, run_settings(args), args.devices, args.num_nodes,
+            args.inputs, args.out, model, settings, run_settings(args), args.devices, args.num_nodes,
             args.accelerator,
             spacing=args.spacing, max_pixels=args.max_pixels or MAX_PIXELS, dicom=args.dicom, prefetch=args.prefetch,
         )  # fmt: skip
