@@ -1,6 +1,6 @@
 """Peak memory (RSS) of one image along read → prepare → explain → outputs, against the image's size.
 
-For synthetic 16-bit mammograms (PNG and DICOM, 12 bits stored, 0.1 mm pixels) of about 10, 25, 50 and 100
+For synthetic 16-bit mammograms (PNG, and DICOM with a VOI window; 12 bits stored, 0.1 mm pixels) of about 10, 25, 50 and 100
 megapixels, each stage runs in a fresh process that reports its own high-water mark (``VmHWM`` of
 ``/proc/self/status``) after the imports and at the end, so no stage inherits another's peak. Stages:
 
@@ -19,6 +19,7 @@ MB per megapixel is (peak − RSS after the imports) / the image's megapixels; t
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import subprocess
@@ -29,12 +30,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
+import torch
+
+from correlax.cli.main import main as cli_main
+from correlax.data.synthetic.dataset import dicom_bytes
+from correlax.explain.explainer import CorrelaxExplainer
+from correlax.explain.settings import CorrelaxSettings
+from correlax.io import ImageReadError, read_image
+from correlax.models import CheckpointInfo, create_model, load_checkpoint, save_checkpoint
+from correlax.preprocess import PreprocessSettings, load_prepared
 
 STAGES = ("read", "prepare", "explain", "outputs")
 MODELS = {"native": None, "0.4mm": 0.4}  # the model's target_spacing
 SPACING_MM = 0.1  # of the synthetic images
 LABELS = ("no_finding", "mass", "calcification")
 WINDOW, STRIDE = 64, 32
+WINDOW_CENTRE_WIDTH = (2400, 2600)  # the DICOM's VOI window over its 12-bit values
 
 
 def memory_mb(field: str) -> float:
@@ -66,22 +78,18 @@ def synthetic_mammogram(megapixels: float, seed: int = 0) -> np.ndarray:
 
 def write_images(folder: Path, megapixels: float) -> tuple[dict[str, Path], tuple[int, int]]:
     """The PNG and the DICOM of one synthetic mammogram, and its (rows, columns)."""
-    from correlax.data.synthetic.dataset import dicom_bytes
-
     pixels = synthetic_mammogram(megapixels)
     png, dcm = folder / f"mg-{megapixels:g}mp.png", folder / f"mg-{megapixels:g}mp.dcm"
     cv2.imwrite(str(png), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    dcm.write_bytes(dicom_bytes(pixels, study_id="s", series_id="s", image_id=dcm.stem, laterality="L", view="CC",
-                                spacing=SPACING_MM))  # fmt: skip
+    encoded = dicom_bytes(pixels, study_id="s", series_id="s", image_id=dcm.stem, laterality="L", view="CC",
+                          spacing=SPACING_MM)  # fmt: skip
+    ds = pydicom.dcmread(io.BytesIO(encoded))
+    ds.WindowCenter, ds.WindowWidth = WINDOW_CENTRE_WIDTH  # as mammograms for presentation state one
+    ds.save_as(dcm, enforce_file_format=True)
     return {"png": png, "dicom": dcm}, pixels.shape
 
 
 def write_model(folder: Path, target_spacing: float | None) -> Path:
-    import torch
-
-    from correlax.models import CheckpointInfo, create_model, save_checkpoint
-    from correlax.preprocess import PreprocessSettings
-
     torch.manual_seed(0)
     settings = PreprocessSettings(target_spacing=target_spacing).to_dict()
     info = CheckpointInfo(labels=LABELS, backbone="tiny", input_size=WINDOW, preprocess=settings, head="linear")
@@ -91,40 +99,37 @@ def write_model(folder: Path, target_spacing: float | None) -> Path:
 
 def run_stage(stage: str, image: Path, model: Path, out: Path) -> dict:
     """One stage in this process; returns its peak and the RSS before it (MB)."""
-    from correlax.io import read_image
+    from lightning.fabric import Fabric  # noqa: F401 -- imported by the command: its import is not the stage's
 
-    if stage != "read":
-        import torch
+    from correlax.report.overlays import overlay_png  # noqa: F401 -- as Fabric
 
-        from lightning.fabric import Fabric  # noqa: F401 -- imported by the command; its import is not the stage's
-
-        from correlax.cli.main import main
-        from correlax.explain.explainer import CorrelaxExplainer
-        from correlax.explain.settings import CorrelaxSettings
-        from correlax.models import load_checkpoint
-        from correlax.preprocess import load_prepared
-        from correlax.report.overlays import overlay_png  # noqa: F401 -- as Fabric
-
-        torch.set_num_threads(1)
-        model_net, info = load_checkpoint(model)
+    torch.set_num_threads(1)
+    network, info = load_checkpoint(model)
     reset_peak()
     before, started = memory_mb("VmRSS"), time.perf_counter()
     facts: dict = {}
+    try:
+        facts.update(_stage(stage, image, network, info.preprocess_settings, model, out))
+    except ImageReadError as exc:  # over a limit: the refusal's own cost is measured
+        facts["refused"] = str(exc)
+    return {**facts, "before_mb": before, "peak_mb": memory_mb("VmHWM"), "seconds": time.perf_counter() - started}
+
+
+def _stage(stage: str, image: Path, network, preprocess: PreprocessSettings, model: Path, out: Path) -> dict:
     if stage == "read":
-        facts["dtype"] = str(read_image(image).pixels.dtype)
-    elif stage in ("prepare", "explain"):
-        prepared = load_prepared(image, info.preprocess_settings, SPACING_MM)
-        facts["prepared_shape"] = list(prepared.image.shape[:2])
-        if stage == "explain":
-            settings = CorrelaxSettings(window=WINDOW, stride=STRIDE, n_masks=0)
-            entry = CorrelaxExplainer(model_net, settings).entry(prepared.tensor(), prepared.breast_box)
-            facts["map_shape"] = list(entry["prediction"].shape)
-    else:
+        return {"dtype": str(read_image(image).pixels.dtype)}
+    if stage == "outputs":
         args = ["explain", "--model", str(model), "--out", str(out), str(image), "--masks", "0",
                 "--window", str(WINDOW), "--stride", str(STRIDE), "--spacing", str(SPACING_MM), "--prefetch", "0",
                 "--accelerator", "cpu"]  # fmt: skip
-        facts["exit_code"] = main(args)
-    return {**facts, "before_mb": before, "peak_mb": memory_mb("VmHWM"), "seconds": time.perf_counter() - started}
+        return {"exit_code": cli_main(args)}
+    prepared = load_prepared(image, preprocess, SPACING_MM)
+    facts = {"prepared_shape": list(prepared.image.shape[:2])}
+    if stage == "explain":
+        settings = CorrelaxSettings(window=WINDOW, stride=STRIDE, n_masks=0)
+        entry = CorrelaxExplainer(network, settings).entry(prepared.tensor(), prepared.breast_box)
+        facts["map_shape"] = list(entry["prediction"].shape)
+    return facts
 
 
 def measure(stage: str, image: Path, model: Path, out: Path, timeout: float) -> dict:

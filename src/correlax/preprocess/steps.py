@@ -11,29 +11,45 @@ import numpy as np
 from correlax.geometry import PixelBox
 
 
+_SLICE_PIXELS = 1 << 20  # pixels converted to float at a time by to_uint8
+
+
 def to_unit_float(pixels: np.ndarray) -> np.ndarray:
     """Min-max scale to float32 in [0, 1]; a constant image becomes all zeros."""
-    arr = np.array(pixels, dtype=np.float32)  # the one float copy; the steps below work in place
-    lo, hi = float(arr.min()), float(arr.max())
-    if hi <= lo:
-        return np.zeros_like(arr)
-    arr -= lo
-    arr /= hi - lo
-    return arr
+    arr = np.array(pixels, dtype=np.float32)  # the one float copy; scaled in place
+    return _scale_in_place(arr, float(arr.min()), float(arr.max()))
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Min-max scale to uint8 (the explicit end of the 12/16-bit dynamic range).
+    """Min-max scale to uint8 (the explicit end of the 12/16-bit dynamic range), as ``to_unit_float`` × 255 rounded.
 
-    An integer image of up to 16 bits goes through a table of its value range, scaled with the same float32
-    arithmetic (so the same result) and is never converted to float: 1 byte per pixel beside the input.
+    The same float32 arithmetic without a float copy of the whole image: integers of up to 16 bits go through a
+    table of their value range, other images are converted a slice of rows at a time.
     """
     arr = np.asarray(pixels)
-    if arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2 and arr.size:
+    if not arr.size:
+        return arr.astype(np.uint8)
+    if arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2:
         lo, hi = int(arr.min()), int(arr.max())
         table = _unit_to_uint8(to_unit_float(np.arange(lo, hi + 1)))
         return table[arr - lo if arr.dtype.kind == "u" else arr.astype(np.int32) - lo]
-    return _unit_to_uint8(to_unit_float(arr))
+    lo, hi = float(np.float32(arr.min())), float(np.float32(arr.max()))  # as to_unit_float's, on the float32 copy
+    out = np.empty(arr.shape, np.uint8)
+    step = max(1, _SLICE_PIXELS * len(arr) // arr.size)
+    for start in range(0, len(arr), step):
+        part = np.array(arr[start : start + step], dtype=np.float32)
+        out[start : start + step] = _unit_to_uint8(_scale_in_place(part, lo, hi))
+    return out
+
+
+def _scale_in_place(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """float32 ``arr`` → (arr - lo) / (hi - lo), in place; all zeros when hi <= lo."""
+    if hi <= lo:
+        arr[...] = 0
+        return arr
+    arr -= lo
+    arr /= hi - lo
+    return arr
 
 
 def _unit_to_uint8(unit: np.ndarray) -> np.ndarray:
