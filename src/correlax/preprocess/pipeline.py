@@ -159,10 +159,11 @@ def prepare(
     flipped = settings.canonical_flip and breast_on_right(gray)
     if flipped:
         gray = np.ascontiguousarray(gray[:, ::-1])
+    breast_box = breast_bbox(gray)  # before the 3 channels exist: its label image is the largest temporary
     image = clahe_fusion(gray) if settings.clahe_fusion else np.repeat(gray[:, :, None], 3, axis=2)
     return PreparedImage(
         image=image,
-        breast_box=breast_bbox(gray),
+        breast_box=breast_box,
         scale=scale_x,
         flipped=flipped,
         scale_y=None if scale_y == scale_x else scale_y,
