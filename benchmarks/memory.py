@@ -185,8 +185,9 @@ def main() -> None:
     from correlax.fileio import write_json
     from correlax.provenance import provenance
 
+    facts = provenance()  # of the code measured: taken before the sweep
     rows = sweep(args.megapixels, args.stages, args.models, args.timeout)
-    write_json(args.out, {"provenance": provenance(), "spacing_mm": SPACING_MM, "labels": list(LABELS),
+    write_json(args.out, {"provenance": facts, "spacing_mm": SPACING_MM, "labels": list(LABELS),
                           "window": WINDOW, "stride": STRIDE, "results": rows})  # fmt: skip
 
 
