@@ -13,7 +13,7 @@ megapixels, each stage runs in a fresh process that reports its own high-water m
 Models: the demo's kind (a tiny CNN on the native pixel grid) and the same at 0.4 mm (``target_spacing``).
 MB per megapixel is (peak − RSS after the imports) / the image's megapixels; the peak is reset after the imports.
 
-    nice -n 10 python benchmarks/memory.py --out benchmarks/results/memory.json
+    nice -n 10 python benchmarks/memory.py --out benchmarks/results/memory.json   # about 20 minutes on 2 busy cores
 """
 
 from __future__ import annotations
@@ -31,15 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pydicom
-import torch
 
-from correlax.cli.main import main as cli_main
-from correlax.data.synthetic.dataset import dicom_bytes
-from correlax.explain.explainer import CorrelaxExplainer
-from correlax.explain.settings import CorrelaxSettings
-from correlax.io import ImageReadError, read_image
-from correlax.models import CheckpointInfo, create_model, load_checkpoint, save_checkpoint
-from correlax.preprocess import PreprocessSettings, load_prepared
+from correlax.io import ImageReadError
 
 STAGES = ("read", "prepare", "explain", "outputs")
 MODELS = {"native": None, "0.4mm": 0.4}  # the model's target_spacing
@@ -78,6 +71,8 @@ def synthetic_mammogram(megapixels: float, seed: int = 0) -> np.ndarray:
 
 def write_images(folder: Path, megapixels: float) -> tuple[dict[str, Path], tuple[int, int]]:
     """The PNG and the DICOM of one synthetic mammogram, and its (rows, columns)."""
+    from correlax.data.synthetic.dataset import dicom_bytes
+
     pixels = synthetic_mammogram(megapixels)
     png, dcm = folder / f"mg-{megapixels:g}mp.png", folder / f"mg-{megapixels:g}mp.dcm"
     cv2.imwrite(str(png), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -90,6 +85,11 @@ def write_images(folder: Path, megapixels: float) -> tuple[dict[str, Path], tupl
 
 
 def write_model(folder: Path, target_spacing: float | None) -> Path:
+    import torch
+
+    from correlax.models import CheckpointInfo, create_model, save_checkpoint
+    from correlax.preprocess import PreprocessSettings
+
     torch.manual_seed(0)
     settings = PreprocessSettings(target_spacing=target_spacing).to_dict()
     info = CheckpointInfo(labels=LABELS, backbone="tiny", input_size=WINDOW, preprocess=settings, head="linear")
@@ -98,38 +98,44 @@ def write_model(folder: Path, target_spacing: float | None) -> Path:
 
 
 def run_stage(stage: str, image: Path, model: Path, out: Path) -> dict:
-    """One stage in this process; returns its peak and the RSS before it (MB)."""
-    from lightning.fabric import Fabric  # noqa: F401 -- imported by the command: its import is not the stage's
+    """One stage in this process; returns its peak and the RSS before it (MB). Each stage imports only what it
+    uses, before the peak is reset."""
+    import torch
 
-    from correlax.report.overlays import overlay_png  # noqa: F401 -- as Fabric
+    from correlax.io import read_image
+    from correlax.models import load_checkpoint
+    from correlax.preprocess import load_prepared
 
     torch.set_num_threads(1)
     network, info = load_checkpoint(model)
+    if stage == "explain":
+        from correlax.explain.explainer import CorrelaxExplainer
+        from correlax.explain.settings import CorrelaxSettings
+    if stage == "outputs":
+        from lightning.fabric import Fabric  # noqa: F401 -- imported by the command: its import is not the stage's
+
+        from correlax.cli.main import main as cli_main
+        from correlax.report.overlays import overlay_png  # noqa: F401 -- as Fabric
     reset_peak()
     before, started = memory_mb("VmRSS"), time.perf_counter()
     facts: dict = {}
     try:
-        facts.update(_stage(stage, image, network, info.preprocess_settings, model, out))
+        if stage == "read":
+            facts["dtype"] = str(read_image(image).pixels.dtype)
+        elif stage == "outputs":
+            facts["exit_code"] = cli_main(
+                ["explain", "--model", str(model), "--out", str(out), str(image), "--masks", "0", "--window", str(WINDOW),
+                 "--stride", str(STRIDE), "--spacing", str(SPACING_MM), "--prefetch", "0", "--accelerator", "cpu"]
+            )  # fmt: skip
+        else:
+            prepared = load_prepared(image, info.preprocess_settings, SPACING_MM)
+            facts["prepared_shape"] = list(prepared.image.shape[:2])
+            if stage == "explain":
+                explainer = CorrelaxExplainer(network, CorrelaxSettings(window=WINDOW, stride=STRIDE, n_masks=0))
+                facts["map_shape"] = list(explainer.entry(prepared.tensor(), prepared.breast_box)["prediction"].shape)
     except ImageReadError as exc:  # over a limit: the refusal's own cost is measured
         facts["refused"] = str(exc)
     return {**facts, "before_mb": before, "peak_mb": memory_mb("VmHWM"), "seconds": time.perf_counter() - started}
-
-
-def _stage(stage: str, image: Path, network, preprocess: PreprocessSettings, model: Path, out: Path) -> dict:
-    if stage == "read":
-        return {"dtype": str(read_image(image).pixels.dtype)}
-    if stage == "outputs":
-        args = ["explain", "--model", str(model), "--out", str(out), str(image), "--masks", "0",
-                "--window", str(WINDOW), "--stride", str(STRIDE), "--spacing", str(SPACING_MM), "--prefetch", "0",
-                "--accelerator", "cpu"]  # fmt: skip
-        return {"exit_code": cli_main(args)}
-    prepared = load_prepared(image, preprocess, SPACING_MM)
-    facts = {"prepared_shape": list(prepared.image.shape[:2])}
-    if stage == "explain":
-        settings = CorrelaxSettings(window=WINDOW, stride=STRIDE, n_masks=0)
-        entry = CorrelaxExplainer(network, settings).entry(prepared.tensor(), prepared.breast_box)
-        facts["map_shape"] = list(entry["prediction"].shape)
-    return facts
 
 
 def measure(stage: str, image: Path, model: Path, out: Path, timeout: float) -> dict:
@@ -144,7 +150,10 @@ def measure(stage: str, image: Path, model: Path, out: Path, timeout: float) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def sweep(megapixels: list[float], stages: list[str], models: list[str], timeout: float, say=print) -> list[dict]:
+def sweep(megapixels: list[float], stages: list[str], models: list[str], timeout: float,
+          explain_at: list[float], explain_formats: list[str], say=print) -> list[dict]:  # fmt: skip
+    """Every size, format and model read and prepared; explained (and outputs written) at the sizes ``explain_at``
+    and in the formats ``explain_formats`` (their cost is per prepared pixel: a few points show it)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="correlax-memory-") as tmp:
         folder = Path(tmp)
@@ -156,6 +165,8 @@ def sweep(megapixels: list[float], stages: list[str], models: list[str], timeout
                     for stage in stages:
                         if stage == "read" and name != models[0]:
                             continue  # reading does not depend on the model
+                        if stage in ("explain", "outputs") and (mp not in explain_at or kind not in explain_formats):
+                            continue
                         result = measure(stage, image, checkpoints[name], folder / f"out-{kind}-{name}-{mp:g}", timeout)
                         row = {"megapixels": mp, "shape": list(shape), "format": kind, "model": name, "stage": stage,
                                **result}  # fmt: skip
@@ -173,7 +184,10 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, nargs="+", default=[10, 25, 50, 100])
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--timeout", type=float, default=300, help="seconds per measurement")
+    parser.add_argument("--explain-at", type=float, nargs="+", default=[10, 100], metavar="MP",
+                        help="sizes at which the explain and outputs stages run (default: 10 100)")
+    parser.add_argument("--explain-formats", nargs="+", choices=["png", "dicom"], default=["dicom"])
+    parser.add_argument("--timeout", type=float, default=400, help="seconds per measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--image", type=Path, help=argparse.SUPPRESS)
@@ -186,7 +200,7 @@ def main() -> None:
     from correlax.provenance import provenance
 
     facts = provenance()  # of the code measured: taken before the sweep
-    rows = sweep(args.megapixels, args.stages, args.models, args.timeout)
+    rows = sweep(args.megapixels, args.stages, args.models, args.timeout, args.explain_at, args.explain_formats)
     write_json(args.out, {"provenance": facts, "spacing_mm": SPACING_MM, "labels": list(LABELS),
                           "window": WINDOW, "stride": STRIDE, "results": rows})  # fmt: skip
 
