@@ -13,10 +13,11 @@ from correlax.io.image import ImageReadError, Mammogram
 from correlax.settings import DictSettings
 from correlax.preprocess.steps import breast_bbox, breast_on_right, clahe_fusion, resample, resampled_shape, to_uint8
 
-# Bound on the pixels of a prepared image (the grid the network sees), checked before any pre-processing: explaining
-# costs memory per prepared pixel (docs/bad-input.md, Memory; benchmarks/memory.py), reading per stored pixel
-# (correlax.io.MAX_PIXELS).
-MAX_PREPARED_PIXELS = 40_000_000
+# Bound on the pixels of a prepared image (the grid the network sees), checked before any pre-processing. Explaining
+# costs memory per prepared pixel, reading per stored pixel (correlax.io.MAX_PIXELS): `correlax explain --masks 0`
+# peaks at about 1 GB + 78 MB per prepared megapixel (benchmarks/memory.py), so 36 M keeps it under 4 GiB
+# (docs/bad-input.md, Memory).
+MAX_PREPARED_PIXELS = 36_000_000
 
 
 @dataclass(frozen=True)
