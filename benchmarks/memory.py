@@ -179,6 +179,25 @@ def sweep(megapixels: list[float], stages: list[str], models: list[str], timeout
     return rows
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """Peak RSS (GB) and MB per megapixel of each measured stage, one line per image size, format and model."""
+    lines = ["| MP | format | model | " + " | ".join(STAGES) + " |", "| --- | --- | --- |" + " --- |" * len(STAGES)]
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        groups.setdefault((row["megapixels"], row["format"], row["model"]), {})[row["stage"]] = row
+    for (mp, kind, model), stages in groups.items():
+        cells = []
+        for stage in STAGES:
+            row = stages.get(stage)
+            if row is None or "peak_mb" not in row:
+                cells.append("" if row is None else row.get("error", ""))
+            else:
+                refused = " refused" if "refused" in row or row.get("exit_code") == 1 else ""
+                cells.append(f"{row['peak_mb'] / 1024:.2f} GB ({row['mb_per_megapixel']:.1f} MB/MP){refused}")
+        lines.append(f"| {mp:g} | {kind} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, nargs="+", default=[10, 25, 50, 100])
@@ -189,10 +208,14 @@ def main() -> None:
     parser.add_argument("--explain-formats", nargs="+", choices=["png", "dicom"], default=["dicom"])
     parser.add_argument("--timeout", type=float, default=400, help="seconds per measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the Markdown table of a results file and stop")
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--image", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())["results"]))
+        return
     if args.child:
         print(json.dumps(run_stage(args.child, args.image, args.model, args.out)))
         return
