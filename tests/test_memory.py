@@ -17,7 +17,7 @@ import pytest
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from correlax.io import ImageReadError, Mammogram, read_image
-from correlax.preprocess import PreprocessSettings, load_prepared, prepare, to_uint8, to_unit_float
+from correlax.preprocess import PreprocessSettings, load_prepared, prepare, steps, to_uint8, to_unit_float
 from dicom_factory import write_dicom
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -68,10 +68,11 @@ def test_display_values_through_the_table_are_pydicoms_on_the_whole_image(tmp_pa
     np.testing.assert_array_equal(got, expected.astype(np.float32))
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
-def test_to_uint8_is_the_unit_float_scaled_and_rounded(dtype):
-    values = np.random.default_rng(1).random((70, 50)) * 60000 - (30000 if dtype == np.int16 else 0)
-    arr = values.astype(dtype) if np.dtype(dtype).kind == "f" else np.round(values * (255 / 60000 if dtype == np.uint8 else 1)).astype(dtype)
+@pytest.mark.parametrize(("dtype", "lo", "hi"), [(np.uint8, 3, 250), (np.uint16, 100, 60000), (np.int16, -30000, 30000),
+                                              (np.float32, -3.5, 7.25), (np.float64, 0, 1e4)])  # fmt: skip
+def test_to_uint8_is_the_unit_float_scaled_and_rounded(dtype, lo, hi, monkeypatch):
+    monkeypatch.setattr(steps, "_SLICE_PIXELS", 1000)  # float images in 35 slices of 20 rows
+    arr = (lo + np.random.default_rng(1).random((700, 50)) * (hi - lo)).astype(dtype)
     np.testing.assert_array_equal(to_uint8(arr), np.round(to_unit_float(arr) * 255.0).astype(np.uint8))
 
 
