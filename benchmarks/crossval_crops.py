@@ -22,6 +22,7 @@ from correlax.crops import CropSettings
 from correlax.data.records import Manifest
 from correlax.evaluation.crossval import FoldCrops, PooledCrops, paired_crop_scores, pool_classification
 from correlax.fileio import write_json
+from correlax.provenance import provenance
 from correlax.pipelines.crossval import EVAL_SEED
 from correlax.training.predict import crop_predictions
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the runs' models have other labels: " + "; ".join(", ".join(own) for _, own in scored))
     pooled = [PooledCrops.of(folds, labels) for folds, _ in scored]
     result = {
+        "provenance": provenance(),
         "crop_scale": args.crop_scale,
         "runs": [
             {"run": run.name, "folds": len(folds), **pool_classification(folds, labels, args.resamples)}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from correlax.explain.settings import CorrelaxSettings, RunSettings  # noqa: E40
 from correlax.fileio import write_json  # noqa: E402
 from correlax.models import load_checkpoint  # noqa: E402
 from correlax.models.contract import ClassifierOutput  # noqa: E402
+from correlax.provenance import provenance  # noqa: E402
 
 
 class FreeNetwork:
@@ -49,14 +49,6 @@ def cpu_seconds(fn) -> float:
     t0 = time.process_time()
     fn()
     return time.process_time() - t0
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         net.append(cpu_seconds(lambda: [explainer.runner.forward(batch) for _ in range(reps)]) / reps)
     host_ms, net_ms = 1e3 * min(host), 1e3 * min(net)
     report = {
+        "provenance": provenance(),  # the commit this measures, among the rest
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "commit": git_commit(),
         "cpu": platform.processor() or platform.machine(),
         "window": window,
         "images": [it["id"] for it in items],

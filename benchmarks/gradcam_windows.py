@@ -23,6 +23,7 @@ import torch
 
 from correlax.explain.baselines import GradCamExplainer
 from correlax.fileio import write_json
+from correlax.provenance import provenance
 from correlax.models import load_checkpoint
 
 
@@ -70,6 +71,7 @@ def main() -> None:
         ours.append(t_ours), plain.append(t_plain)
         equal &= torch.equal(m_ours, m_plain)
     result = {
+        "provenance": provenance(),
         "config": {"model": args.model, "input_size": size, "batch": args.batch, "repeats": args.repeats,
                    "threads": torch.get_num_threads(), "device": platform.machine(), "torch": torch.__version__,
                    "load_average_1_5_15_min": list(os.getloadavg())},  # fmt: skip

@@ -24,6 +24,7 @@ from correlax.crops import extract_crop
 from correlax.data.records import Manifest
 from correlax.masks import apply_masks, mask_grids, upsample
 from correlax.fileio import write_json
+from correlax.provenance import provenance
 from correlax.io import ImageReadError
 from correlax.labels import NO_FINDING
 from correlax.models import load_checkpoint
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     spacing = info.preprocess_settings.target_spacing
     report = {
+        "provenance": provenance(),
         "config": {"model": str(args.model), "data": str(args.data), "split": args.split, "masks": args.masks,
                    "grid": 8, "keep_prob": 0.5, "seed": args.seed, "window_px": info.input_size,
                    "window_mm": info.input_size * spacing if spacing else None, "labels": list(info.labels)},

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole chain on real mammograms (mini-MIAS, ../shared/data/mini-mias), as measured in docs/mias-results.md:
+# The whole chain on real mammograms (mini-MIAS, ../shared/data/mini-mias), as measured in docs/archive/mias-single-split.md:
 #   manifest (patient-wise split) → train → crop-level F1 on test → CorRELAX + baseline maps → Pointing Game + report.
 #
 #   scripts/mias_chain.sh [OUT]             the chain with the chosen recipe (default OUT: runs/mias)

@@ -75,3 +75,30 @@ def write_dicom(
             ds.compress(transfer_syntax, pixels)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+SPOTS = {"mass": (30, 70), "calcification": (44, 40)}  # stored (x, y) of a bright spot per class, breast on the left
+
+
+def write_mammogram(
+    path: str | Path, right: bool = False, monochrome1: bool = False, **kwargs
+) -> dict[str, tuple[int, int]]:
+    """A 12-bit 120×80 breast with a 3-px bright spot per class of :data:`SPOTS`, mirrored when ``right``,
+    inverted for MONOCHROME1; Imager Pixel Spacing 0.1 mm (no Pixel Spacing: most mammography) and a Patient
+    Orientation unless ``kwargs`` says otherwise (they go to :func:`write_dicom`). Returns the spots' stored (x, y)."""
+    h, w = 120, 80
+    yy, xx = np.mgrid[:h, :w]
+    display = np.where((xx / (0.8 * w)) ** 2 + ((yy - h / 2) / (0.45 * h)) ** 2 < 1, 2000, 0)
+    for x, y in SPOTS.values():
+        display[y - 1 : y + 2, x - 1 : x + 2] = 4000
+    spots = dict(SPOTS)
+    if right:
+        display = display[:, ::-1]
+        spots = {label: (w - 1 - x, y) for label, (x, y) in SPOTS.items()}
+    stored = 4095 - display if monochrome1 else display
+    kwargs.setdefault("imager_spacing", (0.1, 0.1))
+    extra = {"PatientOrientation": ["P", "L"] if right else ["A", "R"], **kwargs.pop("extra", {})}
+    photometric = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
+    write_dicom(path, stored.astype(np.uint16), bits_stored=12, photometric=photometric,
+                laterality="R" if right else "L", view="CC", extra=extra, **kwargs)  # fmt: skip
+    return spots

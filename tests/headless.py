@@ -66,6 +66,11 @@ class HeadlessPage:
         self._call("Page.navigate", session=True, url="about:blank")
         self._call("Page.navigate", session=True, url=url)
 
+    def run_before_each_page(self, source: str) -> None:
+        """Run ``source`` in every page opened from now on, before the page's own scripts (exempt from its CSP)."""
+        self._call("Page.enable", session=True)
+        self._call("Page.addScriptToEvaluateOnNewDocument", session=True, source=source)
+
     def evaluate(self, expression: str):
         result = self._call("Runtime.evaluate", session=True, expression=expression, returnByValue=True)
         return result["result"].get("value")

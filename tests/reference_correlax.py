@@ -80,10 +80,13 @@ def reference_correlax(
     masks_for: Callable[[int], np.ndarray],
     masks_per_forward: int = 32,
     fill: str = "black",
+    tissue: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Statistics and maps of §4–§6. ``masks_for(window_index)`` gives that window's (K, g, g) cell grids,
     window_index = i * gw + j on the (gh, gw) grid. Hidden pixels show ``fill``: black, the window's
-    channel means, or the window blurred with σ = W/16 (OpenCV, reflected border)."""
+    channel means, or the window blurred with σ = W/16 (OpenCV, reflected border). With ``tissue`` (H, W) bool, also the
+    partial correlation of d and P_c given the share t of the window's tissue pixels each mask hides, computed the
+    textbook way: d and P_c regressed on t by least squares, then the Pearson correlation of the residuals."""
     x0, y0, x1, y1 = box
     img = image.double().numpy()
     crop = img[:, y0:y1, x0:x1]
@@ -95,6 +98,8 @@ def reference_correlax(
     pred = np.zeros((n_labels, gh, gw))
     corr_pred = np.zeros((n_labels, gh, gw))
     corr_dist = np.zeros((gh, gw))
+    corr_partial = np.zeros((n_labels, gh, gw))
+    tissue_padded = None if tissue is None else np.pad(tissue[y0:y1, x0:x1].astype(float), half)
     relax_total = np.zeros(padded.shape[1:])
     centred_total = np.zeros(padded.shape[1:])
     uncertainty_total = np.zeros(padded.shape[1:])
@@ -120,6 +125,16 @@ def reference_correlax(
             corr_dist[i, j] = pearson(d, q)
             for c in range(n_labels):
                 corr_pred[c, i, j] = pearson(d, probs[:, c])
+            if tissue_padded is not None:
+                tw = tissue_padded[top : top + window, left : left + window]
+                t = 1 - np.einsum("yx,kyx->k", tw, masks) / tw.sum() if tw.sum() > 0 else np.zeros(len(masks))
+                design = np.stack([np.ones_like(t), t], axis=1)
+
+                def residual(v: np.ndarray) -> np.ndarray:
+                    return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
+
+                for c in range(n_labels):
+                    corr_partial[c, i, j] = pearson(residual(d), residual(probs[:, c]))
             msum = masks.sum(0)
             safe = np.where(msum > 0, msum, 1)
             relax = np.where(msum > 0, np.tensordot(d, masks, 1) / safe, 0)
@@ -149,6 +164,8 @@ def reference_correlax(
         "prediction": np.stack([to_image(smooth(pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "corr_pred": np.stack([to_image(smooth(corr_pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "corr_dist": to_image(smooth(corr_dist, window, stride, (hc, wc))),
+        "window_corr_partial": corr_partial,
+        "corr_partial": np.stack([to_image(smooth(corr_partial[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "relax": finer(relax_total),
         "relax_centred": finer(centred_total),
         "relax_uncertainty": finer(uncertainty_total),

@@ -26,6 +26,7 @@ def test_random_init_on_mini_mias(bench, mias_root, tmp_path):
     assert bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625", "--modes", "fast",
                        "--out", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
+    assert report["provenance"]["commit"] and report["provenance"]["machine"]["cores"] >= 1
     assert set(report["summary"]) == {"exact-fp32", "fast"}  # the reference of the agreement always runs
     fast = report["summary"]["fast"]
     assert fast["passes_per_image_mean"] < report["summary"]["exact-fp32"]["passes_per_image_mean"]
@@ -62,6 +63,7 @@ def test_checkpoint_images_saved_and_reused(bench, tmp_path):
                        "--n-masks", "4", "--batch-size", "8", "--backend", "torch", "--threads", "1", "--rounds", "2",
                        "--out", str(host)]) == 0  # fmt: skip
     measured = json.loads(host.read_text())
+    assert measured["provenance"]["commit"]
     assert len(measured["host_cpu_ms_per_batch"]["rounds"]) == 2
     assert measured["host_cpu_ms_per_batch"]["min"] > 0 and measured["network_cpu_ms_per_batch"]["min"] > 0
     assert 0 < measured["host_share_of_cpu"] < 1
@@ -126,6 +128,7 @@ def test_cpu_backends_side_by_side(tmp_path):
     assert script.main(["--checkpoint", str(ckpt), "--batch-size", "8", "--threads", "1", "--seconds", "0.05",
                         "--rounds", "2", "--out", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
+    assert report["provenance"]["commit"]
     rates = report["passes_per_second"]
     assert {"pytorch fp32 channels-last", "onnxruntime fp32"} <= set(rates)
     assert all(len(r["rounds"]) == 2 and r["median"] > 0 for r in rates.values())

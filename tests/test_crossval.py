@@ -38,6 +38,7 @@ def test_pooled_json_has_the_issue_shape(run):
     root, out, _ = run
     pooled = json.loads((out / "crossval.json").read_text())
     assert pooled == json.loads((root / "pooled.json").read_text())
+    assert pooled["provenance"]["commit"]  # --json records where it came from
     assert {"config", "window_mm", "stride_mm", "margin_mm", "n_images", "classifier", "pointing_game", "paired"} <= set(pooled)
     manifest = Manifest.load(root / "manifest.json")
     boxed = {label: sum(any(f.label == label and f.box for f in r.findings) for r in manifest.records)

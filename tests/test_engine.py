@@ -270,7 +270,7 @@ def test_attribute_is_an_explainer():
     explainer = CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=8))
     assert isinstance(explainer, Explainer)
     maps = explainer.attribute(_image(40, 48))
-    assert set(maps) == {"correlax-prediction", "correlax-correlation", "correlax-weighted", "relax", "relax-centred",
+    assert set(maps) == {"correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial", "relax", "relax-centred",
                          "relax-uncertainty", "rise"}  # fmt: skip
     weighted = maps["correlax-prediction"] * np.clip(maps["correlax-correlation"], 0, None)
     np.testing.assert_allclose(maps["correlax-weighted"], weighted, rtol=1e-6)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -20,6 +19,7 @@ from correlax.pipelines.explain_files import collect_inputs
 from correlax.labels import LABELS
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
 from correlax.preprocess import PreprocessSettings
+from correlax.report.viewer import viewer_data
 
 FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
 
@@ -222,7 +222,6 @@ def test_without_masks_the_outputs_hold_the_prediction_map_alone(setup, tmp_path
     for label in LABELS[:3]:
         assert cv2.imread(str(out / f"img0_{label}.png")) is not None
     assert main(["view", str(out)]) == 0
-    viewer = re.search(r"window\.CORRELAX_VIEWER = (\{.*?\});</script>", (out / "index.html").read_text())
-    (image,) = json.loads(viewer.group(1))["images"]
+    (image,) = viewer_data(out / "index.html")["images"]
     assert sorted(o["label"] for o in image["overlays"]) == sorted(LABELS[:3])
     assert {o["method"] for o in image["overlays"]} == {p["method"] for p in image["peaks"]} == {"correlax-prediction"}

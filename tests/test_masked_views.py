@@ -79,6 +79,7 @@ def test_script_writes_json_per_fill_and_group(views, tmp_path, capsys):
     args = ["--model", str(ckpt), "--data", str(tmp_path / "manifest.json"), "--masks", "8", "--out", str(out)]
     assert views.main([*args, "--fills", "black", "blur", "--normal-per-image", "3"]) == 0
     report = json.loads(out.read_text())
+    assert report["provenance"]["commit"]
     assert set(report["results"]) == {"black", "blur"}
     for groups in report["results"].values():
         assert groups[MASS]["windows"] == 2 and groups["normal"]["windows"] == 3

@@ -48,6 +48,7 @@ def test_pointing_game_writes_metrics_report_and_lists_failures(setup, capsys):
     printed = capsys.readouterr().out
     assert "gone.png" in printed and "1 image(s) failed" in printed
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["provenance"]["command"] and metrics["provenance"]["commit"]
     assert set(metrics["pointing_game"]) == set(METHODS)
     for block in metrics["pointing_game"].values():
         assert block["n_images"] == 3

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
+import time
 from pathlib import Path
+from urllib.parse import quote
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from correlax.cli.main import main
 from correlax.data.records import Finding, ImageRecord, Manifest
@@ -18,7 +21,8 @@ from correlax.pipelines.explain_files import explain_files
 from correlax.io import read_image
 from correlax.preprocess import PreprocessSettings, prepare
 from correlax.report import write_report
-from correlax.report.viewer import ViewerImage, ViewerWriter, reference_peaks
+from correlax.report.tiles import dzi_tiles, level_sizes, one_tile_level
+from correlax.report.viewer import ViewerImage, ViewerWriter, embed_json, reference_peaks, viewer_data
 from dicom_factory import write_dicom
 from headless import CHROMIUM, HeadlessPage
 
@@ -42,8 +46,8 @@ class BumpExplainer:
         bump = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2 * 4.0**2)).astype(np.float32)
         other = np.roll(bump, (10, 3), axis=(0, 1))
         return {"labels": np.array(LABELS), "breast_box": np.array(breast_box), "prediction": np.stack([bump, 0.5 * other]),
-                "corr_pred": np.stack([0.8 * bump, 0.3 * other]), "rise": np.stack([bump, other]),
-                "relax": 0.5 * other, "relax_centred": 0.5 * other, "relax_uncertainty": other, "corr_dist": other}  # fmt: skip
+                "corr_pred": np.stack([0.8 * bump, 0.3 * other]), "corr_partial": np.stack([0.7 * bump, 0.2 * other]),
+                "rise": np.stack([bump, other]), "relax": 0.5 * other, "relax_centred": 0.5 * other, "relax_uncertainty": other, "corr_dist": other}  # fmt: skip
 
 
 def _source(folder: Path, stem: str, right: bool, monochrome1: bool) -> tuple[Path, tuple[int, int]]:
@@ -80,9 +84,39 @@ def explained(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]]]:
     return out, {stem: spot for stem, (_, spot) in sources.items()}
 
 
-def _manifest(page: Path) -> dict:
-    match = re.search(r"window\.CORRELAX_VIEWER = (\{.*?\});</script>", page.read_text())
-    return json.loads(match.group(1).replace("<\\/", "</"))
+def _full_level(out: Path, source: dict, mode: str) -> np.ndarray:
+    """The full-resolution level of a pyramid the page lists, put together from its tiles (PIL ``mode``)."""
+    top = len(level_sizes(source["width"], source["height"])) - 1
+    size, overlap = source["tileSize"], source["tileOverlap"]
+    canvas = None
+    for path in (out / source["tilesUrl"] / str(top)).iterdir():
+        col, row = map(int, path.stem.split("_"))
+        tile = np.asarray(Image.open(path).convert(mode))
+        if canvas is None:
+            canvas = np.zeros((source["height"], source["width"], *tile.shape[2:]), tile.dtype)
+        x0, y0 = col * size - (overlap if col else 0), row * size - (overlap if row else 0)
+        canvas[y0 : y0 + tile.shape[0], x0 : x0 + tile.shape[1]] = tile
+    return canvas
+
+
+def test_deep_zoom_pyramid_of_a_full_field_mammogram():
+    sizes = level_sizes(3328, 4096)
+    assert len(sizes) == 13 and sizes[0] == (1, 1) and sizes[-1] == (3328, 4096) and sizes[-2] == (1664, 2048)
+    assert level_sizes(301, 7)[-2:] == [(151, 4), (301, 7)]  # halves rounded up
+    image = np.random.default_rng(0).integers(0, 256, (200, 301), dtype=np.uint8)
+    tiles = list(dzi_tiles(image, tile_size=128, overlap=1))
+    top = [t for t in tiles if t.level == len(level_sizes(301, 200)) - 1]
+    assert {(t.col, t.row) for t in top} == {(c, r) for c in range(3) for r in range(2)}
+    rebuilt = np.zeros_like(image)
+    for t in top:
+        assert t.pixels.shape[0] <= 128 + 2 and t.pixels.shape[1] <= 128 + 2  # a tile and its overlap on each side
+        x0, y0 = max(0, 128 * t.col - 1), max(0, 128 * t.row - 1)
+        rebuilt[y0 : y0 + t.pixels.shape[0], x0 : x0 + t.pixels.shape[1]] = t.pixels
+    np.testing.assert_array_equal(rebuilt, image)
+    (smallest,) = [t for t in tiles if t.level == 0]
+    assert smallest.pixels.shape == (1, 1) and abs(int(smallest.pixels[0, 0]) - image.mean()) < 3  # area means
+    assert one_tile_level(301, 200, 128) == 7 and level_sizes(301, 200)[7] == (76, 50)  # level 8 is 151 wide
+    assert {t.level for t in dzi_tiles(image, 128, 1, min_level=7)} == {7, 8, 9}
 
 
 def test_view_writes_an_offline_page_on_the_stored_grid(explained):
@@ -90,20 +124,23 @@ def test_view_writes_an_offline_page_on_the_stored_grid(explained):
     page = out / "index.html"
     html = page.read_text()
     assert "http://" not in html and "https://" not in html and "<img" not in html  # no CDN, nothing loaded up front
-    for asset in ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js"):
+    for asset in ("openseadragon.min.js", "openseadragon-LICENSE.txt", "viewer.js", "viewer.css"):
         assert (out / "viewer" / asset).stat().st_size > 1000
-    data = _manifest(page)
+    data = viewer_data(page)
     assert [e["id"] for e in data["images"]] == ["left", "right_m1"]
     for entry in data["images"]:
-        grey = cv2.imread(str(out / entry["image"]), cv2.IMREAD_UNCHANGED)
+        descriptor = ElementTree.parse(out / entry["tiles"]["tilesUrl"].replace("_files/", ".dzi")).getroot()
+        assert descriptor.get("TileSize") == str(entry["tiles"]["tileSize"]) and descriptor.get("Format") == "png"
+        assert descriptor[0].attrib == {"Width": "80", "Height": "120"}  # the standard descriptor, for other viewers
+        grey = _full_level(out, entry["tiles"], "L")
         assert grey.shape == (entry["height"], entry["width"]) == (120, 80)  # the stored grid, full resolution
         y, x = np.unravel_index(int(np.argmax(grey)), grey.shape)  # the spot, bright after MONOCHROME1 inversion too
         assert abs(x - spots[entry["id"]][0]) <= 1 and abs(y - spots[entry["id"]][1]) <= 1
-        assert len(entry["overlays"]) == 7 * 2  # seven CorRELAX maps × two classes
+        assert len(entry["overlays"]) == 8 * 2  # eight CorRELAX maps × two classes
         peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction" and p["label"] == "mass")
         assert abs(peak["x"] - x) <= 1.5 and abs(peak["y"] - y) <= 1.5  # mapped back through resampling and flip
         overlay = next(o for o in entry["overlays"] if o["method"] == "correlax-prediction" and o["label"] == "mass")
-        rgba = cv2.imread(str(out / overlay["url"]), cv2.IMREAD_UNCHANGED)
+        rgba = _full_level(out, overlay["tiles"], "RGBA")
         oy, ox = np.unravel_index(int(np.argmax(rgba[..., 3])), rgba.shape[:2])
         assert abs(2 * ox + 0.5 - x) <= 2 and abs(2 * oy + 0.5 - y) <= 2  # prepared resolution, mirrored back
 
@@ -119,7 +156,7 @@ def test_view_shows_the_true_boxes_of_a_manifest(explained, tmp_path):
     record = ImageRecord("r", "images/right_m1.dcm", "p", findings=[Finding("mass", box), Finding("no_finding")])
     Manifest(records=[record], root=out.parent).save(tmp_path / "manifest.json")
     assert main(["view", str(folder), "--data", str(tmp_path / "manifest.json")]) == 0
-    assert _manifest(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
+    assert viewer_data(folder / "index.html")["images"][0]["boxes"] == {"mass": [list(box)]}  # stored pixels, as given
 
 
 def test_view_reports_a_bad_output_and_goes_on(explained, tmp_path, capsys):
@@ -188,7 +225,67 @@ def test_report_links_a_viewer_of_the_pointing_game_images(tmp_path):
     writer.add(ViewerImage.from_maps("img0", grey, maps, labels, boxes, reference_peaks(points)))
     html = write_report(tmp_path, {"title": "t", "pointing_game": board.result()}, viewer=writer.finish()).read_text()
     assert '<a href="viewer.html">' in html
-    entry = _manifest(tmp_path / "viewer.html")["images"][0]
+    entry = viewer_data(tmp_path / "viewer.html")["images"][0]
     assert entry["boxes"] == {"mass": [[15.0, 25.0, 26.0, 36.0]]} and len(entry["overlays"]) == 2 * 2
     peak = next(p for p in entry["peaks"] if p["method"] == "correlax-prediction")
     assert (peak["label"], peak["x"], peak["y"]) == ("mass", 20, 30)  # where the map points: inside the true box
+
+
+HOSTILE_LABELS = ("<img src=x onerror=\"window.PWNED = (window.PWNED || []).concat('label')\">",
+                  "</script><script>window.PWNED = ['script block']</script><!--")  # fmt: skip
+# an output file's stem, the viewer's image id; long, without spaces, as accession numbers and UIDs are
+HOSTILE_NAME = "<svg onload=window.PWNED=['file name']>&amp;-1.2.840.113619.2.5.1762583153.215519.978957063.78"
+HOSTILE_TITLE = "<script>window.PWNED = ['title']</script>"
+
+
+def test_embedded_json_cannot_end_its_script_block():
+    value = {"label": HOSTILE_LABELS[1], "id": HOSTILE_NAME, "nan": float("nan")}
+    text = embed_json(value)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {**value, "nan": None}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_hostile_labels_ids_and_file_names_are_shown_as_text_and_never_run(explained, tmp_path):
+    out, _ = explained
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    summary = json.loads((out / "left.json").read_text())
+    summary["labels"] = list(HOSTILE_LABELS)
+    (folder / f"{HOSTILE_NAME}.json").write_text(json.dumps(summary))
+    shutil.copy(out / "left.npz", folder / f"{HOSTILE_NAME}.npz")
+    assert main(["view", str(folder), "--title", HOSTILE_TITLE]) == 0
+    page_url = (folder / "index.html").as_uri()
+    layer = "correlax-prediction/" + quote(HOSTILE_LABELS[0], safe="!*'()")  # as encodeURIComponent
+    state = "document.body && document.body.dataset.state && JSON.parse(document.body.dataset.state)"
+    with HeadlessPage(tmp_path / "profile") as page:
+        page.run_before_each_page(
+            "window.VIOLATIONS = []; document.addEventListener('securitypolicyviolation', "
+            "(e) => window.VIOLATIONS.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
+        page.open(f"{page_url}#image=0&overlays={quote(layer, safe='')}&opacity=1")
+        shown = page.wait_for(f"(() => {{ const s = {state}; return s && s.loaded ? s : null; }})()")
+        assert shown["id"] == HOSTILE_NAME and shown["overlays"] == [layer]  # the page works with these names
+        time.sleep(0.5)  # time for an injected element's error or load handler to have fired
+        assert page.evaluate("window.PWNED === undefined"), page.evaluate("window.PWNED")
+        assert page.evaluate("document.querySelectorAll('img, svg, iframe, object').length") == 0
+        assert page.evaluate("document.scripts.length") == 3  # the data block and the two script files
+        assert page.evaluate("window.VIOLATIONS") == []  # the page itself needs nothing the policy forbids
+        # the hostile text is displayed, as text
+        assert page.evaluate("document.title") == HOSTILE_TITLE
+        assert page.evaluate("document.querySelector('h1').textContent") == HOSTILE_TITLE
+        assert page.evaluate("document.getElementById('image').options[0].text") == HOSTILE_NAME
+        assert page.evaluate("document.getElementById('caption').textContent").startswith(HOSTILE_NAME + " — ")
+        # long names end in an ellipsis inside the side panel, which does not scroll sideways
+        assert page.evaluate("document.querySelector('aside').scrollWidth - document.querySelector('aside').clientWidth") == 0
+        caption = page.evaluate("[document.getElementById('caption').title, document.getElementById('caption').textContent]")
+        assert caption[0] == caption[1]  # the whole text on hover
+        headers = page.evaluate("[...document.querySelectorAll('#layers tr:first-child th')].map((th) => th.textContent)")
+        assert headers == ["", *HOSTILE_LABELS]
+        # and the policy stops inline script, should anything ever slip into the page as HTML
+        page.evaluate("const s = document.createElement('script'); s.textContent = 'window.INLINE = 1'; "
+                      "document.body.append(s); document.getElementById('caption').innerHTML = "
+                      "'<img src=x onerror=\"window.HANDLER = 1\">'")  # fmt: skip
+        time.sleep(0.5)
+        assert page.evaluate("window.INLINE === undefined && window.HANDLER === undefined")
+        assert len(page.evaluate("window.VIOLATIONS")) == 2  # both refused by the CSP, and reported

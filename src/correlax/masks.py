@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from correlax.settings import MASK_FILLS
+from correlax.settings import MASK_FILLS, MASK_SCOPES
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MUL1 = 0xBF58476D1CE4E5B9
@@ -39,18 +39,54 @@ def _mix(z: torch.Tensor) -> torch.Tensor:
     return z ^ _shr(z, 31)
 
 
-def mask_grids(
-    seed: int, window_ids: torch.Tensor, mask_ids: torch.Tensor, grid: int, keep_prob: float
-) -> torch.Tensor:
-    """Binary cell grids (B, grid, grid) float32 for the pairs (window_ids[b], mask_ids[b])."""
+def cell_uniforms(seed: int, window_ids: torch.Tensor, mask_ids: torch.Tensor, grid: int) -> torch.Tensor:
+    """Uniforms in [0, 1) (B, grid·grid) float64, one per cell of the pairs (window_ids[b], mask_ids[b])."""
     dev = window_ids.device
     h = _mix(torch.full_like(window_ids, _signed((seed * _GOLDEN) & ((1 << 64) - 1))))
     h = _mix(h + window_ids.long() * _signed(_GOLDEN))
     h = _mix(h + mask_ids.long() * _signed(_GOLDEN))
     cells = torch.arange(grid * grid, device=dev, dtype=torch.int64)
     z = _mix(h[:, None] + (cells[None] + 1) * _signed(_GOLDEN))
-    u = _shr(z, 11).double() * 2.0**-53  # uniform in [0, 1)
-    return (u < keep_prob).float().view(-1, grid, grid)
+    return _shr(z, 11).double() * 2.0**-53
+
+
+def mask_grids(
+    seed: int, window_ids: torch.Tensor, mask_ids: torch.Tensor, grid: int, keep_prob: float
+) -> torch.Tensor:
+    """Binary cell grids (B, grid, grid) float32 for the pairs (window_ids[b], mask_ids[b]): each cell kept with
+    probability ``keep_prob`` (the paper's masks)."""
+    return (cell_uniforms(seed, window_ids, mask_ids, grid) < keep_prob).float().view(-1, grid, grid)
+
+
+def scoped_mask_grids(
+    seed: int, window_ids: torch.Tensor, mask_ids: torch.Tensor, keep_prob: float, tissue_cells: torch.Tensor, scope: str
+) -> torch.Tensor:
+    """Cell grids (B, g, g) that hide only tissue: the cells of ``tissue_cells`` (B, g, g) bool are the ones a mask
+    may hide, every other cell is kept.
+
+    "tissue": each tissue cell hidden with probability 1 − keep_prob (the paper's draw, restricted to tissue);
+    "balanced": exactly round((1 − keep_prob)·n) of a window's n tissue cells hidden, those with the smallest
+    uniforms, so every mask of a window hides the same amount of tissue (the hidden tissue fraction, which lowers
+    the similarity and every class's probability at once, no longer varies between masks).
+    """
+    b, g, _ = tissue_cells.shape
+    u = cell_uniforms(seed, window_ids, mask_ids, g)
+    tissue = tissue_cells.reshape(b, g * g)
+    if scope == "tissue":
+        return ((u < keep_prob) | ~tissue).float().view(b, g, g)
+    if scope != "balanced":
+        raise ValueError(f"mask scope must be one of {MASK_SCOPES}, got {scope!r}")
+    rank = torch.where(tissue, u, 2.0).argsort(dim=1).argsort(dim=1)  # tissue cells first, in random order
+    hidden = rank < torch.round((1 - keep_prob) * tissue.sum(dim=1, keepdim=True))
+    return (~hidden).float().view(b, g, g)
+
+
+def cell_sums(pixels: torch.Tensor, grid: int) -> torch.Tensor:
+    """``Aᵀ X A`` for (B, W, W) pixel values X and A the (W, g) weights of :func:`upsample`: (B, g, g) float64.
+    For any cell grid G, Σ_pixels X · upsample(G) = Σ_cells G · cell_sums(X), so a mask's share of a pixel
+    quantity (such as the breast pixels it keeps) is one product per mask."""
+    weights = _linear_weights(pixels.shape[-1], grid, pixels.device).double()
+    return weights.T @ pixels.double() @ weights
 
 
 @functools.lru_cache(maxsize=16)

@@ -43,6 +43,7 @@ def cpu_model() -> str:
 
 
 def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    """The installed version of each library in ``names`` (None where it is not installed)."""
     versions = {}
     for name in names:
         try:
@@ -53,6 +54,7 @@ def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None
 
 
 def machine() -> dict:
+    """The CPU model, cores, load average, GPUs (only when torch is already imported), Python and OS."""
     gpus = []
     if "torch" in sys.modules:  # never import torch just to say there is no GPU
         torch = sys.modules["torch"]

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
 from correlax.cli.options import add_correlax_options, correlax_settings, run_settings
+from correlax.cli.pacs import add_pacs_options, with_pacs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("explain", help="CorRELAX heatmaps (.npz, overlay PNGs, peaks .json) for mammograms")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="image files or folders (or --from)")
     p.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors or training .ckpt)")
     p.add_argument("--out", required=True, type=Path,
                    help="output folder; an image is skipped when it was done with the same model and settings")  # fmt: skip
@@ -25,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="refuse images with more pixels than this, read from the header (default: 100 million)")  # fmt: skip
     p.add_argument("--prefetch", type=int, default=1, metavar="N",
                    help="read and pre-process the next N images in a thread while one is explained (0: off; default 1)")  # fmt: skip
-    p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR and a GSPS (needs correlax[dicom])")
-    p.set_defaults(func=run)
+    p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR, a GSPS and heatmap overlays (needs correlax[dicom])")
+    add_pacs_options(p)
+    p.set_defaults(func=with_pacs(run))
 
 
 def run(args: argparse.Namespace) -> int:

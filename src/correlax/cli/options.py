@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from correlax.explain.settings import BACKENDS, PRECISIONS, CorrelaxSettings, RunSettings
-from correlax.settings import MASK_FILLS
+from correlax.settings import MASK_FILLS, MASK_SCOPES
 
 FAST_SE_TOL = 0.1  # the stopping rule whose loss the README reports (benchmarks/results/gpu-h200-trained-all.json)
 WINDOW_PER_STRIDE = 8  # the reference's W/S (256 px windows every 32 px)
@@ -55,6 +55,9 @@ def add_correlax_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--refine-se", type=float, help="coarse-to-fine: refine where the standard error reaches this")
     g.add_argument("--mask-fill", choices=MASK_FILLS, default="black",
                    help="what the hidden pixels show (default: black, the paper's)")  # fmt: skip
+    g.add_argument("--mask-scope", choices=MASK_SCOPES, default="all",
+                   help="which cells a mask may hide: any (default, the paper's), only breast cells, or a fixed "
+                        "number of breast cells per window (balanced)")  # fmt: skip
 
 
 def to_pixels(mm: float, spacing: float | None, option: str) -> int:
@@ -93,7 +96,7 @@ def correlax_settings(
     return CorrelaxSettings(
         window=window, stride=stride, n_masks=args.masks, grid=args.grid,
         keep_prob=args.keep_prob, seed=args.seed, precision=precision, min_tissue=args.min_tissue, se_tol=se_tol,
-        mask_round=args.mask_round, mask_fill=args.mask_fill, coarse_stride=args.coarse_stride,
+        mask_round=args.mask_round, mask_fill=args.mask_fill, mask_scope=args.mask_scope, coarse_stride=args.coarse_stride,
         refine_prediction=args.refine_prediction, refine_corr=args.refine_corr, refine_se=args.refine_se,
     )  # fmt: skip
 

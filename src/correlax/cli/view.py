@@ -11,8 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "view",
         help="write OUT/index.html: the explained images at full resolution with their maps (opens offline)",
         description="Write OUT/index.html, a zoomable viewer of the images in OUT that 'correlax explain' explained: "
-        "each source image at its stored resolution, every map per class as an overlay to toggle, the maps' peaks "
-        "as markers. Relative source paths in OUT/*.json are read from the working directory.",
+        "each source image at its stored resolution (as Deep Zoom tiles under OUT/viewer/), every map per class as an "
+        "overlay to toggle, the maps' peaks as markers. Relative source paths in OUT/*.json are read from the "
+        "working directory.",
     )
     p.add_argument("out", type=Path, metavar="OUT", help="output folder of 'correlax explain'")
     p.add_argument("--title", default=None, help="page title (default: the folder name)")

@@ -64,6 +64,7 @@ class PreparedCache:
         return hashlib.sha1(json.dumps(ident, default=str).encode()).hexdigest()
 
     def get(self, manifest: Manifest, record: ImageRecord) -> PreparedEntry:
+        """The prepared image of ``record``, from memory or the disk cache, prepared and stored when missing."""
         path = manifest.resolve(record)
         try:
             key = self._key(path, record)
@@ -110,6 +111,7 @@ class PreparedCache:
 
 @dataclass(frozen=True)
 class CropInfo:
+    """Where a dataset item came from: the image, the crop's box in prepared-image pixels, its labels."""
     image_id: str
     box: AnnotationBox  # prepared-image pixels
     labels: tuple[str, ...]

@@ -38,6 +38,7 @@ class MaskAugmentation:
             raise ValueError(f"mask augmentation applies to one of {MASK_AUG_CROPS}, got {self.on!r}")
 
     def applies_to(self, normal: bool) -> bool:
+        """Whether the augmentation may mask a crop that is (``normal``) or is not a No Finding crop."""
         return self.on == "all" or normal
 
     def __call__(self, crop: torch.Tensor, normal: bool) -> torch.Tensor:

@@ -20,6 +20,7 @@ from correlax.geometry import AnnotationBox
 
 @dataclass(frozen=True)
 class CropSettings:
+    """How crops are drawn around boxes and on normal tissue (the paper's multi-scale protocol by default)."""
     area_range: tuple[float, float] = (0.05, 5.0)  # crop area / box area
     aspect_range: tuple[float, float] = (0.33, 1.66)  # crop width / height
     crops_per_box: int = 4
@@ -38,6 +39,7 @@ class CropSettings:
 
 @dataclass(frozen=True)
 class Crop:
+    """A crop to cut: its box in prepared-image pixels and the labels it carries."""
     box: AnnotationBox
     labels: tuple[str, ...]
 

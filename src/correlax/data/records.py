@@ -18,6 +18,7 @@ MANIFEST_VERSION = 1
 
 @dataclass
 class Finding:
+    """One label of an image, with its box in stored-image pixels or None for an image-level label."""
     label: str
     box: AnnotationBox | None = None  # None: image-level label without a location
 
@@ -29,6 +30,7 @@ class Finding:
 
 @dataclass
 class ImageRecord:
+    """One image of a data set: its file, patient, view, split, pixel spacing and findings."""
     image_id: str
     path: str  # absolute, or relative to the manifest's directory
     patient_id: str
@@ -49,19 +51,23 @@ class ImageRecord:
 
 @dataclass
 class Manifest:
+    """A data set as the other commands read it: image records with paths relative to ``root``."""
     records: list[ImageRecord]
     root: Path = Path(".")  # paths in records are relative to this
     source: str = ""
     missing: list[str] = field(default_factory=list)  # images the source lists but that were not found
 
     def resolve(self, record: ImageRecord) -> Path:
+        """The file of ``record``: its path as is when absolute, else under the manifest's root."""
         p = Path(record.path)
         return p if p.is_absolute() else self.root / p
 
     def split(self, name: str) -> list[ImageRecord]:
+        """The records of split ``name`` (train, val or test)."""
         return [r for r in self.records if r.split == name]
 
     def summary(self) -> dict:
+        """Counts for the command-line summary: images, patients, images and boxes per label."""
         images_per_label: Counter[str] = Counter()
         boxes_per_label: Counter[str] = Counter()
         for r in self.records:
@@ -89,6 +95,7 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
+        """Read a manifest written by :meth:`save`; an unreadable file raises ValueError naming it."""
         path = Path(path)
         try:
             payload = json.loads(path.read_text())

@@ -1,0 +1,1 @@
+"""Scoring: crop-level classification metrics, the Pointing Game (two protocols), cross-validation statistics."""

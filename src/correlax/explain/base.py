@@ -26,6 +26,7 @@ import torch
 
 @runtime_checkable
 class Explainer(Protocol):
+    """What every explainer offers the pipelines: maps of an image by method name, and map store entries."""
     name: str  # registry name, also the map store's method name
     methods: tuple[str, ...]  # the method names ``attribute`` returns
 

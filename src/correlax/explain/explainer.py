@@ -47,6 +47,9 @@ class CorrelaxResult:
     seconds: float = 0.0
     # what the masks give: window grid
     window_corr_pred: np.ndarray | None = None  # (L, gh, gw)
+    window_corr_partial: np.ndarray | None = None  # (L, gh, gw) given the hidden tissue fraction t
+    window_corr_tissue_dist: np.ndarray | None = None  # (gh, gw) Pearson(t, d): the confound's grip on d
+    window_corr_tissue_pred: np.ndarray | None = None  # (L, gh, gw) Pearson(t, P_c): its grip on each class
     window_corr_dist: np.ndarray | None = None  # (gh, gw)
     window_mean_dist: np.ndarray | None = None  # (gh, gw) mean d_k over the window's masks
     # finer-map cell sums, per window: Σ d_k g_k, Σ (d_k − 1)² g_k, Σ P_k,c g_k, Σ g_k
@@ -56,6 +59,7 @@ class CorrelaxResult:
     cell_mask_sum: np.ndarray | None = None  # (gh, gw, g, g)
     # what the masks give: whole-image maps
     corr_pred: np.ndarray | None = None  # (L, H, W)
+    corr_partial: np.ndarray | None = None  # (L, H, W) the partial correlation map, t regressed out of d and P_c
     corr_dist: np.ndarray | None = None  # (H, W)
     relax: np.ndarray | None = None  # (H, W)
     relax_centred: np.ndarray | None = None  # (H, W) relax less each window's mean d: Σ (d_k − d̄) m_k / Σ m_k
@@ -133,12 +137,14 @@ class CorrelaxExplainer(MapExplainer):
         windows = window_view(pad_crop(image, grid), grid)
         if tissue is None:
             tissue = tissue_mask(image)
-        frac = window_fraction(tissue.to(self.device), grid)
+        tissue = tissue.to(self.device)
+        frac = window_fraction(tissue, grid)
+        tissue_windows = window_view(pad_crop(tissue[None].float(), grid), grid)[:, :, 0]
         active = torch.nonzero(frac.flatten() >= s.min_tissue).flatten() if s.min_tissue > 0 else torch.arange(
             gh * gw, device=self.device
         )
         statistics = coarse_to_fine if s.coarse_stride else window_statistics
-        job = WindowJob(self.runner, windows, s, self.mask_bank)
+        job = WindowJob(self.runner, windows, s, self.mask_bank, tissue_windows)
         stats = statistics(job, active, progress) if len(active) else None
         result = self._assemble(stats, active, grid, frac, (h, w))
         result.passes = self.runner.passes - passes0
@@ -169,6 +175,7 @@ class CorrelaxExplainer(MapExplainer):
         if self.settings.prediction_only:
             return CorrelaxResult(**plain, prediction=_numpy(place(smooth_grid(pred, grid), grid.box, h, w)))
         corr_pred = scatter(get("corr_pred"), n_labels).permute(2, 0, 1)
+        corr_partial = scatter(get("corr_partial"), n_labels).permute(2, 0, 1)
         corr_dist = scatter(get("corr_dist"))
         relax_sum = scatter(get("relax_sum"), g, g)
         relax_sq_sum = scatter(get("relax_sq_sum"), g, g)
@@ -176,7 +183,7 @@ class CorrelaxExplainer(MapExplainer):
         rise_sum = scatter(get("rise_sum"), n_labels, g, g)
         mask_sum = scatter(get("mask_sum"), g, g)
 
-        smoothed = smooth_grid(torch.cat([pred, corr_pred, corr_dist[None]]), grid)
+        smoothed = smooth_grid(torch.cat([pred, corr_pred, corr_dist[None], corr_partial]), grid)
         centred, centred_sq = centred_relax_sums(relax_sum, relax_sq_sum, mask_sum, mean_dist)
         finer = overlap_average(torch.cat([relax_sum[:, :, None], centred[:, :, None], rise_sum], dim=2), mask_sum, grid)
         spread = overlap_average(torch.stack([centred, centred_sq], dim=2), mask_sum, grid, weighted_variance)
@@ -186,6 +193,9 @@ class CorrelaxExplainer(MapExplainer):
             **plain,
             prediction=_numpy(maps[:L]),
             window_corr_pred=_numpy(corr_pred),
+            window_corr_partial=_numpy(corr_partial),
+            window_corr_tissue_dist=_numpy(scatter(get("corr_tissue_dist"))),
+            window_corr_tissue_pred=_numpy(scatter(get("corr_tissue_pred"), n_labels).permute(2, 0, 1)),
             window_corr_dist=_numpy(corr_dist),
             window_mean_dist=_numpy(mean_dist),
             cell_relax_sum=_numpy(relax_sum),
@@ -194,13 +204,15 @@ class CorrelaxExplainer(MapExplainer):
             cell_mask_sum=_numpy(mask_sum),
             corr_pred=_numpy(maps[L : 2 * L]),
             corr_dist=_numpy(maps[2 * L]),
-            relax=_numpy(maps[2 * L + 1]),
-            relax_centred=_numpy(maps[2 * L + 2]),
-            rise=_numpy(maps[2 * L + 3 : 3 * L + 3]),
-            relax_uncertainty=_numpy(maps[3 * L + 3]),
+            corr_partial=_numpy(maps[2 * L + 1 : 3 * L + 1]),
+            relax=_numpy(maps[3 * L + 1]),
+            relax_centred=_numpy(maps[3 * L + 2]),
+            rise=_numpy(maps[3 * L + 3 : 4 * L + 3]),
+            relax_uncertainty=_numpy(maps[4 * L + 3]),
         )
 
     def settings_key(self) -> dict:
+        """The settings that make the maps, as the map store keys them."""
         return self.settings.to_dict()
 
     def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
@@ -210,10 +222,12 @@ class CorrelaxExplainer(MapExplainer):
     def entry(
         self, image: torch.Tensor, breast_box: PixelBox | None = None, progress: Callable[[int, int], None] | None = None
     ) -> dict[str, np.ndarray]:
+        """The map store entry of one image: every map, the breast box and the labels."""
         result = self.explain(image, breast_box, progress=progress)
         return {**result.arrays(), "breast_box": np.array(result.breast_box), "labels": np.array(result.labels)}
 
     def maps_of(self, entry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The per-method maps (L, H, W) held in a map store entry."""
         return method_maps(entry)
 
 
@@ -256,6 +270,7 @@ def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         "correlax-prediction": prediction,
         "correlax-correlation": arrays["corr_pred"],
         "correlax-weighted": weighted_prediction(prediction, arrays["corr_pred"]),
+        "correlax-partial": arrays["corr_partial"],
         "relax": per_class("relax"),
         "relax-centred": per_class("relax_centred"),
         "relax-uncertainty": per_class("relax_uncertainty"),

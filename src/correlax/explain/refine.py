@@ -64,6 +64,9 @@ def interpolate_coarse(values: torch.Tensor, factor: int) -> torch.Tensor:
     return fine[0, :, :gh, :gw]
 
 
+INTERPOLATED = ("prediction", "corr_pred", "corr_partial", "corr_dist")  # what a window that did not run takes
+
+
 def _cat(parts: list[WindowStats]) -> WindowStats:
     return WindowStats(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(WindowStats)})
 
@@ -73,12 +76,14 @@ def _take(stats: WindowStats, rows: torch.Tensor) -> WindowStats:
 
 
 def _interpolated(like: WindowStats, values: torch.Tensor, n_labels: int) -> WindowStats:
-    """Rows for windows that did not run: prediction and correlations from ``values`` (N, 2L + 1), no masks."""
-    zeros = {f.name: getattr(like, f.name).new_zeros(len(values), *getattr(like, f.name).shape[1:]) for f in fields(WindowStats)}
-    zeros["prediction"] = values[:, :n_labels].to(like.prediction.dtype)
-    zeros["corr_pred"] = values[:, n_labels:-1].to(like.corr_pred.dtype)
-    zeros["corr_dist"] = values[:, -1].to(like.corr_dist.dtype)
-    return WindowStats(**zeros)
+    """Rows for windows that did not run: the :data:`INTERPOLATED` fields from ``values`` (N, 3L + 1), no masks."""
+    rows = {f.name: getattr(like, f.name).new_zeros(len(values), *getattr(like, f.name).shape[1:]) for f in fields(WindowStats)}
+    start = 0
+    for name in INTERPOLATED:
+        width = n_labels if getattr(like, name).ndim == 2 else 1
+        rows[name] = values[:, start : start + width].reshape(rows[name].shape).to(rows[name].dtype)
+        start += width
+    return WindowStats(**rows)
 
 
 def coarse_to_fine(
@@ -110,8 +115,8 @@ def coarse_to_fine(
         order.append(fine)
     if len(rest):
         n_labels = first.prediction.shape[1]
-        dense = torch.zeros(2 * n_labels + 1, gh * gw, device=ids.device)
-        dense[:, coarse] = torch.cat([first.prediction.T.float(), first.corr_pred.T.float(), first.corr_dist[None].float()])
+        dense = torch.zeros(3 * n_labels + 1, gh * gw, device=ids.device)
+        dense[:, coarse] = torch.cat([getattr(first, name).reshape(len(coarse), -1).T.float() for name in INTERPOLATED])
         values = interpolate_coarse(dense.view(-1, gh, gw), factor).flatten(1)
         parts.append(_interpolated(first, values[:, rest].T, n_labels))
         order.append(rest)

@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # the registry itself stays light: listing methods (CLI help)
     from correlax.explain.base import Explainer
     from correlax.explain.settings import CorrelaxSettings, RunSettings
 
-CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "relax", "relax-centred",
-                    "relax-uncertainty", "rise")  # fmt: skip
+CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial", "relax",
+                    "relax-centred", "relax-uncertainty", "rise")  # fmt: skip
 PREDICTION_ONLY_METHODS = ("correlax-prediction",)  # what CorRELAX gives without masks (n_masks = 0)
 
 Factory = Callable[["nn.Module", "CorrelaxSettings", int, "RunSettings | None"], "Explainer"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from correlax.settings import MASK_FILLS, DictSettings
+from correlax.settings import MASK_FILLS, MASK_SCOPES, DictSettings
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnx", "openvino")
@@ -36,6 +36,9 @@ class CorrelaxSettings(DictSettings):
     se_tol: float = 0.0
     mask_round: int = 64
     mask_fill: str = "black"  # what hidden pixels show: black (the paper's), the window's mean, or a blurred copy
+    # which cells a mask may hide: any (the paper's), only breast cells, or a fixed number of breast cells per window
+    # (correlax.masks.scoped_mask_grids: issue 25's levers against the hidden-tissue confound)
+    mask_scope: str = "all"
     # method settings, coarse-to-fine (correlax.explain.refine): with ``coarse_stride`` (a multiple of ``stride``)
     # the windows of the coarse grid run first; the full-stride windows run around a coarse window whose prediction
     # or |correlation| of a finding class lies in the top (1 - refine_prediction / refine_corr) of that class's
@@ -59,6 +62,8 @@ class CorrelaxSettings(DictSettings):
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.mask_fill not in MASK_FILLS:
             raise ValueError(f"mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
+        if self.mask_scope not in MASK_SCOPES:
+            raise ValueError(f"mask_scope must be one of {MASK_SCOPES}, got {self.mask_scope!r}")
         if not 0 <= self.min_tissue <= 1 or self.se_tol < 0 or self.mask_round < 2:
             raise ValueError("need 0 <= min_tissue <= 1, se_tol >= 0 and mask_round >= 2")
         if self.coarse_stride is not None and (self.coarse_stride <= self.stride or self.coarse_stride % self.stride):
@@ -70,6 +75,7 @@ class CorrelaxSettings(DictSettings):
         return self.n_masks == 0
 
     def replace(self, **changes) -> CorrelaxSettings:
+        """A copy with ``changes`` applied (the settings are frozen)."""
         return replace(self, **changes)
 
 

@@ -57,3 +57,13 @@ class PearsonSums:
         r2 = torch.where(degenerate, 0.0, cov**2 / torch.where(degenerate, 1.0, vxy)).clamp(max=1.0)
         se = (1 - r2) / torch.sqrt((self.n[:, None] - 1).clamp(min=1))
         return torch.where(degenerate, 0.0, se)
+
+
+def partial_correlation(r_xy: torch.Tensor, r_xz: torch.Tensor, r_yz: torch.Tensor) -> torch.Tensor:
+    """Partial correlation of x and y given z from the three Pearson correlations (broadcast):
+    (r_xy − r_xz·r_yz) / √((1 − r_xz²)(1 − r_yz²)), the correlation of x and y once z is regressed out of both.
+    Where z explains x or y entirely (a denominator below 1e-12) nothing is left to correlate: 0."""
+    den = (1 - r_xz**2) * (1 - r_yz**2)
+    ok = den > 1e-12
+    r = (r_xy - r_xz * r_yz) / torch.sqrt(torch.where(ok, den, 1.0))
+    return torch.where(ok, r, 0.0).clamp(-1.0, 1.0)

@@ -35,6 +35,7 @@ class CheckpointError(FileProblem):
 
 @dataclass
 class CheckpointInfo:
+    """What a checkpoint states beside its weights: labels, backbone, input size, pre-processing and head."""
     labels: tuple[str, ...]
     backbone: str  # preset or timm name
     input_size: int = 256
@@ -79,6 +80,7 @@ class CheckpointInfo:
         return PreprocessSettings.from_dict(self.preprocess)
 
     def to_dict(self) -> dict:
+        """The metadata as plain JSON-ready values."""
         return asdict(self)
 
     @classmethod

@@ -37,5 +37,6 @@ class CropClassifier(nn.Module):
         return self.backbone.num_features
 
     def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        """Logits (B, L) and pooled features (B, D) of a (B, 3, H, W) batch."""
         features = self.backbone(x)
         return ClassifierOutput(self.head(features), features)

@@ -8,6 +8,7 @@ import torch
 
 
 class ClassifierOutput(NamedTuple):
+    """A classifier's output: multi-label logits and the pooled features before the head."""
     logits: torch.Tensor  # (B, L), multi-label: apply sigmoid, not softmax
     features: torch.Tensor  # (B, D), the pooled representation before the head
 

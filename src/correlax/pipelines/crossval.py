@@ -32,6 +32,7 @@ from correlax.explain.settings import RunSettings
 from correlax.fileio import atomic_write_bytes, write_json
 from correlax.models import load_checkpoint
 from correlax.pipelines.pointing_game import LocalisationJob, explain_and_score, geometry_mm
+from correlax.provenance import provenance
 from correlax.training import TrainConfig, train
 from correlax.training.predict import crop_predictions
 
@@ -42,6 +43,7 @@ EVAL_SEED = 1234  # crops of the held-out fold are planned with this seed, as in
 
 @dataclass(frozen=True)
 class CrossvalConfig:
+    """One cross-validation: folds, the training recipe, the explanation settings and methods, where to write."""
     out: Path
     folds: int
     train: TrainConfig  # its ``data`` is the whole manifest; ``out`` is replaced per fold
@@ -145,6 +147,7 @@ def pool_folds(config: CrossvalConfig, folds: Sequence[dict], wall_s: float) -> 
     geometry = geometry_mm(config.settings, margin_px, [tuple(s) for f in folds for s in f["spacings"]])
     first = next(iter(pointing.values()), {"reference": {"per_class": {}}})
     return {
+        "provenance": provenance(),
         "config": config.describe(),
         **geometry,
         "n_images": {label: v["n"] for label, v in first["reference"]["per_class"].items()},

@@ -110,6 +110,7 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_path: Path, entry: dict,
                   prepared: PreparedImage) -> None:  # fmt: skip
+    """Write one image's outputs beside the map store entry: the ``.npz``, PNG overlays and the JSON of peaks."""
     from correlax.report.overlays import overlay_png
 
     labels = [str(v) for v in entry["labels"]]
@@ -138,22 +139,29 @@ def write_outputs(out_dir: Path, name: str, source: Path, key: EntryKey, entry_p
     write_json(out_dir / f"{name}.json", summary)
 
 
-def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepared: PreparedImage) -> None:
-    """The DICOM objects of a DICOM input (``correlax[dicom]``): Parametric Maps, SR and GSPS on its pixels;
-    the probability of a class is its highest window probability. Other inputs have no instance to reference."""
+def write_dicom_view(out_dir: Path, name: str, source: Path, entry: dict, prepared: PreparedImage, key: EntryKey,
+                     image_number: int, thresholds: dict[str, float] | None) -> None:  # fmt: skip
+    """The DICOM objects of a DICOM input (``correlax[dicom]``): Parametric Maps, SR, GSPS and overlays on its
+    pixels, in the run's series (one per kind and study: the run is the output folder, model and settings);
+    the probability of a class is its highest window probability, called at the model's ``thresholds``.
+    Other inputs have no instance to reference."""
     from correlax.io.discovery import image_kind
-    from correlax.report.dicom_export import write_dicom_outputs
+    from correlax.report.dicom_export import SeriesPlan, stored_spacing, write_dicom_outputs
 
     if image_kind(source) not in ("dicom", "dicom-raw"):
         return
     labels = [str(v) for v in entry["labels"]]
     probabilities = {label: float(np.nanmax(entry["window_prediction"][c])) for c, label in enumerate(labels)}
+    run_key = json.dumps([str(out_dir.resolve()), key.model, key.method, dict(key.settings)], sort_keys=True, default=str)
     write_dicom_outputs(source, {k: entry[k] for k in ("prediction", "corr_pred") if k in entry}, labels, probabilities,
-                        peaks(entry, labels, entry["breast_box"], prepared), prepared.geometry, out_dir, name)  # fmt: skip
+                        peaks(entry, labels, entry["breast_box"], prepared), prepared.geometry, out_dir, name,
+                        thresholds=thresholds, spacing=stored_spacing(prepared),
+                        series=SeriesPlan(run_key, image_number))  # fmt: skip
 
 
 @dataclass
 class ExplainReport:
+    """What a batch of ``explain`` did: files done, skipped, left to another worker, failed or passed over."""
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # already done with this model and these settings
     elsewhere: list[Path] = field(default_factory=list)  # being computed by another worker
@@ -168,6 +176,7 @@ class ExplainReport:
 
 
 def already_done(out_dir: Path, name: str, key: EntryKey) -> bool:
+    """Whether ``out_dir`` holds the outputs of ``name`` made with this model and these settings."""
     try:
         return json.loads((out_dir / f"{name}.json").read_text()).get("key") == key.hex
     except (OSError, ValueError):
@@ -194,11 +203,13 @@ def explain_files(
     say: Callable[[str], None] = print,
     dicom: bool = False,
     prefetch_depth: int = 1,
+    thresholds: dict[str, float] | None = None,
 ) -> ExplainReport:
     """Explain each (file, name) not done yet with this model and these settings. A file that fails is
     logged and listed; the batch goes on. The claim of a failed file is kept until the end, so that
     other workers of the same run do not try it again. The next ``prefetch_depth`` claimed files are
-    decoded and pre-processed in a thread while the current one is explained (0: one after the other)."""
+    decoded and pre-processed in a thread while the current one is explained (0: one after the other).
+    ``thresholds``: the model's per-label decision thresholds, for the findings the DICOM outputs report."""
     report = ExplainReport()
     store = MapStore(out_dir / STORE_DIR)
     failed_claims = []
@@ -241,7 +252,7 @@ def explain_files(
                 store.save(c.key, entry)
             write_outputs(out_dir, c.name, c.path, c.key, store.path(c.key), entry, prepared)
             if dicom:
-                write_dicom_view(out_dir, c.name, c.path, entry, prepared)
+                write_dicom_view(out_dir, c.name, c.path, entry, prepared, c.key, c.index, thresholds)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             msg = str(exc) if str(c.path) in str(exc) else f"{c.path}: {exc}"
             log.error("%s", msg)
@@ -309,6 +320,7 @@ def run_explain(
     report = explain_files(
         files, out_dir, CorrelaxExplainer(model, settings, run=run), model_key,
         lambda path: load_prepared(path, info.preprocess_settings, spacing, max_pixels), say, dicom, prefetch,
+        info.thresholds,
     )  # fmt: skip
     report.passed_over = passed_over
     if fabric.world_size > 1:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalisationResult:
+    """The Pointing Game over a split: scores per method, report panels, per-pair outcomes and failures."""
     pointing_game: dict  # {method: PointingGameScorer.result()}
     panels: list[ImagePanel]
     outcomes: list[dict] = field(default_factory=list)  # per image, class and method: points and hits
@@ -159,6 +160,7 @@ def geometry_mm(settings: CorrelaxSettings, margin_px: float, spacings: Sequence
 
 
 def describe_geometry(g: dict, settings: CorrelaxSettings) -> str:
+    """The window, stride and margin in words, in mm where the pixel spacing is known."""
     px = f"window {settings.window} px, stride {settings.stride} px"
     if g["window_mm"] is None:
         return px + " (pixel spacing unknown)"
@@ -178,6 +180,7 @@ def run_pointing_game(
     ``options`` go to :func:`explain_and_score` (``max_panels``, ``tolerance_mm``, ``margin_px``, ...)."""
     from correlax.evaluation.localisation import classifier_summary
     from correlax.fileio import write_json
+    from correlax.provenance import provenance
     from correlax.report import write_report
 
     options.setdefault("store_dir", out / "maps")
@@ -186,7 +189,8 @@ def run_pointing_game(
     settings = job.settings
     margin_px = settings.stride if options.get("margin_px") is None else options["margin_px"]
     geometry = geometry_mm(settings, margin_px, result.spacings)
-    metrics: dict = {"title": title, "run": {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}}
+    metrics: dict = {"provenance": provenance(), "title": title}
+    metrics["run"] = {**run_facts, "CorRELAX geometry": describe_geometry(geometry, settings)}
     if classification is not None:
         metrics["classifier"] = classifier_summary(classification)
         metrics["classification"] = classification

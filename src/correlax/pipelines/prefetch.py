@@ -21,6 +21,7 @@ R = TypeVar("R")
 
 @dataclass
 class Loaded(Generic[T, R]):
+    """An item and what loading it gave: the value, or the error it raised."""
     item: T
     value: R | None
     error: Exception | None

@@ -44,6 +44,7 @@ class PreparedGeometry(DictSettings):
 
     @classmethod
     def from_dict(cls, data: dict) -> PreparedGeometry:
+        """Rebuild from :meth:`to_dict`'s output (JSON lists back to shape tuples)."""
         out = super().from_dict(data)
         return replace(out, stored_shape=tuple(out.stored_shape), prepared_shape=tuple(out.prepared_shape))
 

@@ -33,6 +33,7 @@ class CropClassifierModule(L.LightningModule):
         self._val_targets: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor):
+        """The classifier's output for a batch."""
         return self.model(x)
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -40,12 +41,14 @@ class CropClassifierModule(L.LightningModule):
         return sigmoid_focal_loss(logits.float(), targets, alpha=hp.focal_alpha, gamma=hp.focal_gamma, reduction="sum")
 
     def training_step(self, batch, batch_idx):
+        """The focal loss of one batch, summed over crops and labels (logged per crop)."""
         x, y = batch
         loss = self._loss(self.model(x).logits, y)
         self.log("train_loss", loss / len(x), prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
         return loss
 
     def validation_step(self, batch, batch_idx):
+        """Log the validation loss and keep the probabilities for the epoch's metrics."""
         x, y = batch
         logits = self.model(x).logits
         self.log("val_loss", self._loss(logits, y) / len(x), prog_bar=True, on_epoch=True, sync_dist=True, batch_size=len(x))
@@ -53,6 +56,7 @@ class CropClassifierModule(L.LightningModule):
         self._val_targets.append(y.cpu())
 
     def on_validation_epoch_end(self):
+        """Log the epoch's validation ROC-AUC and F1 per label."""
         if not self._val_probs:
             return
         probs = torch.cat(self._val_probs).numpy()
@@ -69,6 +73,7 @@ class CropClassifierModule(L.LightningModule):
         self.log("val_auc", float(np.nanmean(aucs)) if aucs else 0.0, sync_dist=True)
 
     def configure_optimizers(self):
+        """Adam with a cosine learning-rate schedule over all training steps."""
         hp = self.hparams
         optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
+    """One training run: data, network, crops, augmentation, schedule and devices (the ``train`` command's options)."""
     data: str  # manifest path
     out: str  # run folder
     backbone: str = "paper"

@@ -2,9 +2,11 @@
 // as an overlay to toggle, an opacity slider, true boxes and map peaks as markers. Works from file://.
 // The URL hash holds the view (#image=0&overlays=method/label,...&opacity=0.6&zoom=1&x=..&y=..), so a
 // view can be shared or reproduced; once everything shown has loaded, body[data-state] describes it.
+// The image list comes from the page's JSON block as text, and every name in it (ids, methods, labels) reaches
+// the page through textContent and DOM properties only, never as HTML; the page's CSP allows no inline script.
 (function () {
   "use strict";
-  const data = window.CORRELAX_VIEWER;
+  const data = JSON.parse(document.getElementById("viewer-data").textContent);
   const $ = (id) => document.getElementById(id);
   const viewer = OpenSeadragon({
     element: $("osd"), drawer: "canvas", showNavigationControl: false, maxZoomPixelRatio: 16,
@@ -15,7 +17,10 @@
   let pending = 0;  // tiled images requested and not yet added
   let pendingView = null;  // zoom / centre from the hash, applied once the image is open
 
-  const key = (method, label) => method + "/" + label;
+  // a layer's name in the URL: "method/label", each part encoded so that "/" and "," in names stay apart
+  const key = (method, label) => encodeURIComponent(method) + "/" + encodeURIComponent(label);
+  const tiles = (source) => new OpenSeadragon.DziTileSource(Object.assign({}, source));  // a Deep Zoom pyramid
+  const fixed = (value) => (value === null ? "n/a" : value.toFixed(3));
   const current = () => data.images[state.image];
 
   function readHash() {
@@ -56,8 +61,10 @@
     state.image = index;
     layers = {};
     const entry = current();
-    $("caption").textContent = entry.id + " — " + entry.width + " × " + entry.height + " px";
-    viewer.open({ tileSource: { type: "image", url: entry.image }, x: 0, width: 1 });
+    const caption = $("caption");
+    caption.textContent = entry.id + " — " + entry.width + " × " + entry.height + " px";
+    caption.title = caption.textContent;  // the whole name where the caption ends in an ellipsis
+    viewer.open({ tileSource: tiles(entry.tiles), x: 0, width: 1 });
     buildLayerTable();
   }
 
@@ -68,7 +75,7 @@
     if (layers[k]) { layers[k].setOpacity(state.opacity); return; }
     pending += 1;
     viewer.addTiledImage({
-      tileSource: { type: "image", url: overlay.url }, x: 0, width: 1, opacity: state.opacity,
+      tileSource: tiles(overlay.tiles), x: 0, width: 1, opacity: state.opacity,
       success: (e) => { pending -= 1; layers[k] = e.item; e.item.addHandler("fully-loaded-change", reportState);
                         if (!state.overlays.has(k)) e.item.setOpacity(0); drawMarkers(); reportState(); },
       error: () => { pending -= 1; reportState(); },
@@ -106,7 +113,7 @@
     if (state.peaks) {
       for (const p of entry.peaks) {
         if (!state.overlays.has(key(p.method, p.label))) continue;
-        const title = p.method + " peak, " + p.label + (p.value === null ? "" : ": " + p.value.toFixed(3));
+        const title = p.method + " peak, " + p.label + (p.value === null ? "" : ": " + fixed(p.value));
         viewer.addOverlay({ element: marker("peak", title, data.colors[p.method]),
           location: base.imageToViewportCoordinates(p.x + 0.5, p.y + 0.5), placement: "CENTER" });
       }
@@ -118,10 +125,18 @@
     const methods = [...new Set(entry.overlays.map((o) => o.method))];
     const labels = [...new Set(entry.overlays.map((o) => o.label))];
     const table = $("layers");
-    table.innerHTML = "<tr><th></th>" + labels.map((l) => "<th>" + l + "</th>").join("") + "</tr>";
+    const header = (text) => { const th = document.createElement("th"); th.textContent = text; th.title = text; return th; };
+    const top = document.createElement("tr");
+    top.append(header(""), ...labels.map(header));
+    table.replaceChildren(top);
     for (const m of methods) {
       const row = document.createElement("tr");
-      row.innerHTML = '<th><span class="swatch" style="background:' + (data.colors[m] || "#fff") + '"></span>' + m + "</th>";
+      const name = header(m);
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = data.colors[m] || "#fff";
+      name.prepend(swatch);
+      row.appendChild(name);
       for (const l of labels) {
         const cell = document.createElement("td");
         const o = entry.overlays.find((o) => o.method === m && o.label === l);
@@ -129,7 +144,7 @@
           const box = document.createElement("input");
           box.type = "checkbox";
           box.checked = state.overlays.has(key(m, l));
-          box.title = m + ", " + l + " (values " + o.range[0].toFixed(3) + " … " + o.range[1].toFixed(3) + ")";
+          box.title = m + ", " + l + " (values " + fixed(o.range[0]) + " … " + fixed(o.range[1]) + ")";
           box.dataset.layer = key(m, l);
           box.addEventListener("change", () => {
             if (box.checked) state.overlays.add(key(m, l)); else state.overlays.delete(key(m, l));
