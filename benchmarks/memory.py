@@ -222,10 +222,10 @@ def main() -> None:
     from correlax.fileio import write_json
     from correlax.provenance import provenance
 
-    facts = provenance()  # of the code measured: taken before the sweep
-    rows = sweep(args.megapixels, args.stages, args.models, args.timeout, args.explain_at, args.explain_formats)
-    write_json(args.out, {"provenance": facts, "spacing_mm": SPACING_MM, "labels": list(LABELS),
-                          "window": WINDOW, "stride": STRIDE, "results": rows})  # fmt: skip
+    # provenance of the code measured: taken before the sweep, which lasts minutes
+    out = {"provenance": provenance(), "spacing_mm": SPACING_MM, "labels": list(LABELS), "window": WINDOW, "stride": STRIDE}
+    out["results"] = sweep(args.megapixels, args.stages, args.models, args.timeout, args.explain_at, args.explain_formats)
+    write_json(args.out, out)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,16 @@ def test_load_prepared_applies_the_prepared_limit(tmp_path):
     with pytest.raises(ImageReadError, match="mg.png.*limit of 10,000"):
         load_prepared(path, PreprocessSettings(), max_prepared_pixels=10_000)
     assert load_prepared(path, PreprocessSettings(target_spacing=0.4), 0.1, max_prepared_pixels=10_000).image.shape == (40, 32, 3)
+
+
+def test_the_memory_benchmark_measures_each_stage_in_its_own_process(tmp_path):
+    out = tmp_path / "memory.json"
+    command = [sys.executable, str(SRC.parent / "benchmarks" / "memory.py"), "--megapixels", "0.5", "--stages", "read",
+               "prepare", "--models", "0.4mm", "--out", str(out)]  # fmt: skip
+    subprocess.run(command, env={"PYTHONPATH": str(SRC)}, check=True, capture_output=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert "commit" in result["provenance"]
+    rows = {(r["format"], r["stage"]): r for r in result["results"]}
+    assert set(rows) == {("png", "read"), ("png", "prepare"), ("dicom", "read"), ("dicom", "prepare")}
+    assert rows["dicom", "prepare"]["prepared_shape"] == [198, 158]  # 790 x 632 at 0.1 mm, prepared at 0.4 mm
+    assert all(r["peak_mb"] >= r["before_mb"] > 0 and r["mb_per_megapixel"] >= 0 for r in rows.values())
