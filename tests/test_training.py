@@ -133,19 +133,24 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
 
 
-def test_killed_run_resumes_to_the_same_final_step(toy_data, tmp_path):
-    out = tmp_path / "run"
-    cmd = _train_command(toy_data, out, "--epochs", "40", "--steps-per-epoch", "4", "--devices", "1")
+def _kill_after_first_checkpoint(cmd: list[str], out: Path) -> int:
+    """Start the training ``cmd``, SIGKILL it as soon as OUT/checkpoints/last.ckpt exists; the step it holds."""
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = out / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     assert not (out / "model.safetensors").exists()
-    first = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+    return torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+
+
+def test_killed_run_resumes_to_the_same_final_step(toy_data, tmp_path):
+    out = tmp_path / "run"
+    cmd = _train_command(toy_data, out, "--epochs", "40", "--steps-per-epoch", "4", "--devices", "1")
+    first = _kill_after_first_checkpoint(cmd, out)
     assert 0 < first < 160
     done = subprocess.run(cmd + ["--resume"], env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -163,3 +168,23 @@ def test_two_process_ddp_on_cpu(toy_data, tmp_path):
     # each of the 2 ranks takes 3 steps per epoch on its own shard; the step counter counts per rank
     assert info.extra["global_step"] == 2 * 3
     assert "ddp" in done.stderr.lower() or "world_size" in done.stderr.lower() or "GLOBAL_RANK" in done.stderr
+
+
+def test_a_killed_run_resumes_to_the_model_of_an_uninterrupted_run(toy_data, tmp_path):
+    """Killed (SIGKILL) after its first checkpoint and resumed, a run ends with exactly the weights of a run
+    never interrupted: each epoch's sampler order and global seeds depend on (seed, epoch) alone."""
+    from safetensors.torch import load_file
+
+    def command(out: Path) -> list[str]:
+        return _train_command(toy_data, out, "--epochs", "6", "--steps-per-epoch", "3", "--devices", "1")
+
+    whole = subprocess.run(command(tmp_path / "whole"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "killed"
+    assert _kill_after_first_checkpoint(command(out), out) < 6 * 3
+    resumed = subprocess.run(command(out) + ["--resume"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    differing = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not differing, differing[:5]

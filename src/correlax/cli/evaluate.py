@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
+from correlax.cli.outputs import declare_output, report_skipped
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--spacing", type=millimetres, help=SPACING_HELP + " where the manifest states none either")
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +52,5 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_json(out / "metrics.json", report)
     print(format_report(report))
-    for failure in report["failures"]:
-        print(f"skipped {failure['path']}: {failure['reason']}")
     print(f"metrics: {out / 'metrics.json'}")
-    return 0
+    return report_skipped(report["failures"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
 from correlax.cli.options import add_correlax_options, correlax_settings, run_settings
+from correlax.cli.outputs import declare_output
 from correlax.cli.pacs import add_pacs_options, with_pacs
 
 
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dicom", action="store_true", help="for DICOM inputs also write Parametric Maps, an SR, a GSPS and heatmap overlays (needs correlax[dicom])")
     add_pacs_options(p)
     p.set_defaults(func=with_pacs(run))
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"explaining took {report.explain_seconds:.1f} s of {report.wall_seconds:.1f} s "
               f"({100 * report.busy_fraction():.0f} % busy; reading ahead: {args.prefetch} image(s))")  # fmt: skip
     if report.passed_over:
-        print(f"{len(report.passed_over)} file(s) in the folders are not images, passed over:")
+        print(f"{len(report.passed_over)} file(s) are not images to read, passed over:")
         for path, why in report.passed_over[:10]:
             print(f"  {path}: {why}")
     for _, message in report.failures:
         print(f"  FAILED {message}")
-    return 1 if report.failures else 0
+    named_but_passed_over = any(path in args.inputs for path, _ in report.passed_over)  # e.g. a FIFO given by name
+    return 1 if report.failures or named_but_passed_over else 0

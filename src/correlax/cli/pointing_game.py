@@ -14,6 +14,7 @@ from correlax.cli.options import (
     run_settings,
     scored_methods,
 )
+from correlax.cli.outputs import declare_output
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     add_correlax_options(p)
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:

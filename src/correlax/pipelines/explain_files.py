@@ -59,8 +59,10 @@ def collect_inputs(
             skipped += passed
         elif any(e == p.resolve() or e in p.resolve().parents for e in excluded):
             raise InputError(f"{p}: inside the output folder; correlax does not explain its own outputs")
-        else:
-            found.append((p, p.stem))  # a missing file fails later, with its name, like any bad input
+        else:  # a missing file fails later, with its name; a FIFO or device is passed over, never opened
+            files, passed = find_images([p])
+            found += [(f, f.stem) for f in files]
+            skipped += passed
     first: dict[Path, tuple[Path, str]] = {}
     for path, name in found:
         first.setdefault(path.resolve(), (path, name))
