@@ -119,6 +119,10 @@ def test_evaluate_cli_writes_json_and_prints_table(trained, toy_data, tmp_path, 
     assert cli_main(["evaluate", "--model", str(trained), "--data", str(toy_data), "--split", "test", "--out", str(out)]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["split"] == "test" and "calcification_vs_mass" in report
+    # evaluated as trained: the crops follow the protocol the checkpoint records (here No Finding sides 16-64 px,
+    # not the default 64-512), with the evaluation's own counts
+    assert report["crops"]["scale"] == "trained"
+    assert report["crops"]["normal_side_range"] == [16.0, 64.0] and report["crops"]["crops_per_box"] == 4
     printed = capsys.readouterr().out
     assert "calcification" in printed and "F1" in printed
 
@@ -190,3 +194,20 @@ def test_a_killed_run_resumes_to_the_model_of_an_uninterrupted_run(toy_data, tmp
     assert a.keys() == b.keys()
     differing = [name for name in a if not torch.equal(a[name], b[name])]
     assert not differing, differing[:5]
+
+
+def test_evaluation_crops_follow_the_training_protocol_unless_asked_otherwise():
+    from types import SimpleNamespace
+
+    from correlax.training.predict import evaluation_crops
+
+    window_trained = SimpleNamespace(input_size=128, extra={"train": {"crops": {"window_side": 128.0, "crops_per_box": 16,
+                                                                                 "normal_crops_per_boxed_image": 2}}})  # fmt: skip
+    crops = evaluation_crops(window_trained)
+    assert crops.window_side == 128.0 and crops.crops_per_box == 4 and crops.normal_crops_per_boxed_image == 0
+    assert evaluation_crops(window_trained, "multi").window_side is None  # the paper's crops, when asked for
+    recorded_nothing = SimpleNamespace(input_size=64, extra={})
+    assert evaluation_crops(recorded_nothing).window_side is None
+    assert evaluation_crops(recorded_nothing, "window").window_side == 64.0
+    with pytest.raises(ValueError, match="crop scale"):
+        evaluation_crops(recorded_nothing, "tiny")
