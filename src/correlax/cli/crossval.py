@@ -95,6 +95,9 @@ def summary_table(pooled: dict) -> str:
         return _num(c[metric][label]) + (f" ({_num(lo_hi[0])}-{_num(lo_hi[1])})" if lo_hi else "")
 
     lines = ["out-of-fold crops: " + ", ".join(f"{k} F1 {score('f1', k)} AUC {score('auc', k)}" for k in c["f1"])]
+    if "f1_at_cross_fold_threshold" in c:
+        lines.append("F1 at thresholds chosen on the other folds' out-of-fold crops: "
+                     + ", ".join(f"{k} {score('f1_at_cross_fold_threshold', k)}" for k in c["f1"]))  # fmt: skip
     geometry = ", ".join(f"{k} {_num(pooled[k], 1)}" for k in ("window_mm", "stride_mm", "margin_mm"))
     lines.append(f"{geometry}; images per class {json.dumps(pooled['n_images'])}")
     for method, block in pooled["pointing_game"].items():
