@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test docs install clean
+.PHONY: demo test test-fast docs install clean
 
 $(BIN)/correlax: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the inner loop while working: every test but the end-to-end ones marked slow (CI and `make test` run them all)
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 docs: install
 	$(BIN)/python -m mkdocs build --strict   # offline, into site/ (open site/index.html)

@@ -111,3 +111,36 @@ def test_vindr_bom_and_header_only_findings(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         manifest = load_vindr(root)
     assert len(manifest.records) == 5 and "finding_annotations.csv: the table has a header but no rows" in caplog.text
+
+
+def test_csv_paths_outside_the_tables_folder_are_refused_unless_allowed(tmp_path, capsys):
+    inner = tmp_path / "tables"
+    inner.mkdir()
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "secret.png")
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(inner / "a.png")
+    rows = f"a.png,mass,1,1,4,4\n../secret.png,mass,1,1,4,4\n{tmp_path / 'secret.png'},mass,1,1,4,4\n{inner / 'a.png'},mass,1,1,4,4\n"
+    path = table(inner, rows)
+    with pytest.raises(ManifestError) as caught:
+        load_csv(path)
+    problems = caught.value.problems
+    assert len(problems) == 2 and problems[0].startswith(f"{path}:3: image_path ../secret.png lies outside the table's folder")
+    assert problems[1].startswith(f"{path}:4: image_path {tmp_path / 'secret.png'} lies outside")
+    assert "--allow-outside-root" in problems[0]
+    assert main(["data", "csv", str(path), "--out", str(tmp_path / "m.json")]) == 1
+    assert "t.csv:3: image_path ../secret.png lies outside" in capsys.readouterr().err
+    assert main(["data", "csv", str(path), "--out", str(tmp_path / "m.json"), "--allow-outside-root"]) == 0
+    assert len(Manifest.load(tmp_path / "m.json").records) == 4  # one per spelling of a path
+    assert len(load_csv(path, allow_outside_root=True).records) == 4
+
+
+def test_vindr_ids_leading_outside_the_images_folder_are_refused_unless_allowed(tmp_path, capsys):
+    from test_data_vindr import FINDINGS, IMAGES
+
+    images = IMAGES + [("s3", "../../../escape", "L", "MLO", "training")]
+    root = write_vindr(tmp_path / "vindr", images=images, findings=FINDINGS, on_disk={"i1", "i2", "i3", "i4", "i5"})
+    with pytest.raises(ManifestError, match=r"breast-level_annotations.csv:7: image ../../../escape: images/s3/../../../escape.dicom lies outside"):
+        load_vindr(root)
+    assert main(["data", "vindr", str(root), "--out", str(tmp_path / "m.json")]) == 1
+    assert "--allow-outside-root" in capsys.readouterr().err
+    manifest = load_vindr(root, allow_outside_root=True)
+    assert manifest.missing == ["images/s3/../../../escape.dicom"]  # read where it points (here: absent)

@@ -86,10 +86,11 @@ def test_gradcam_equals_pytorch_grad_cam_on_the_whole_graph():
     explainer = GradCamExplainer(model, window=32, stride=8)
     windows = torch.rand(5, 3, 32, 32) * 0.6 + 0.3
     maps = explainer.window_maps(windows)
-    assert all(p.requires_grad for p in model.parameters())  # unfrozen again
+    assert all(p.requires_grad for p in explainer.net.parameters())  # unfrozen again
     with torch.no_grad():
         probs = torch.sigmoid(model(windows).logits)
-    with GradCAM(model=explainer.net, target_layers=[model.mix]) as cam:  # the library on the full graph
+    # the explainer runs a copy sharing the model's weights: its layer, not the caller's, is hooked
+    with GradCAM(model=explainer.net, target_layers=[explainer.target_layer]) as cam:  # the library on the full graph
         for c in range(2):
             plain = torch.from_numpy(cam(input_tensor=windows, targets=[ClassifierOutputTarget(c)] * 5))
             torch.testing.assert_close(maps[:, c], plain * probs[:, c, None, None])

@@ -21,6 +21,7 @@ def bench():
     return load_benchmark("bench_engine")
 
 
+@pytest.mark.slow
 def test_random_init_on_mini_mias(bench, mias_root, tmp_path):
     out = tmp_path / "cpu.json"
     assert bench.main([*TINY, "--data", str(mias_root), "--n-images", "1", "--scale", "0.0625", "--modes", "fast",
@@ -39,6 +40,7 @@ def test_random_init_on_mini_mias(bench, mias_root, tmp_path):
     assert any("random-init" in note for note in report["notes"])
 
 
+@pytest.mark.slow
 def test_checkpoint_images_saved_and_reused(bench, tmp_path):
     root = make_synthetic_dataset(tmp_path / "data", 8, size=160, test_fraction=0.5, normal_fraction=0.0)
     manifest = load_vindr(root)

@@ -34,6 +34,7 @@ def run(tmp_path_factory):
     return root, out, args
 
 
+@pytest.mark.slow
 def test_pooled_json_has_the_issue_shape(run):
     root, out, _ = run
     pooled = json.loads((out / "crossval.json").read_text())
@@ -63,6 +64,7 @@ def test_pooled_json_has_the_issue_shape(run):
         assert fold["test_patients"] == len(tested[i]) and fold["failures"] == []
 
 
+@pytest.mark.slow
 def test_a_finished_fold_is_skipped(run, monkeypatch, capsys, caplog):
     root, out, args = run
     before = json.loads((out / "crossval.json").read_text())
@@ -81,6 +83,7 @@ def test_a_finished_fold_is_skipped(run, monkeypatch, capsys, caplog):
     assert "made with other settings (correlax)" in caplog.text
 
 
+@pytest.mark.slow
 def test_another_explanation_setting_on_the_fold_models_of_a_run(run, tmp_path, monkeypatch, caplog):
     root, out, args = run
 
@@ -107,6 +110,7 @@ def test_another_explanation_setting_on_the_fold_models_of_a_run(run, tmp_path, 
     assert "holds out other images" in caplog.text
 
 
+@pytest.mark.slow
 def test_two_runs_are_paired_on_the_same_images(run):
     from benchmark_scripts import load_benchmark
 
@@ -153,6 +157,7 @@ def test_window_scale_crops_are_a_training_option():
     assert negatives.crops["normal_crops_per_boxed_image"] == 6
 
 
+@pytest.mark.slow
 def test_fold_models_scored_on_either_crop_protocol(run, tmp_path):
     from benchmark_scripts import load_benchmark
 

@@ -8,6 +8,7 @@ import pytest
 from correlax.evaluation.crossval import (
     FoldCrops,
     PooledCrops,
+    cross_fold_thresholds,
     paired_against,
     paired_comparison,
     paired_crop_scores,
@@ -39,6 +40,23 @@ def test_pool_classification_uses_each_folds_threshold():
     assert pooled["support"]["mass"] == 3
     assert pool_classification([FoldCrops(np.array([[0.5]]), np.array([[False]]), {})], labels)["auc"]["mass"] is None
     assert "ci95" not in pooled  # no patients recorded: no interval
+
+
+def test_thresholds_chosen_on_the_other_folds_and_scored_on_the_held_out_fold_only():
+    labels = ("mass",)
+    # fold a alone separates at 0.5 (positives 0.9, 0.8; negative 0.3); fold b at 0.15 (positive 0.2; negative 0.1)
+    fold_a = FoldCrops(np.array([[0.9], [0.8], [0.3]]), np.array([[True], [True], [False]]), {"mass": 0.99})
+    fold_b = FoldCrops(np.array([[0.2], [0.1]]), np.array([[True], [False]]), {"mass": 0.99})
+    thresholds = cross_fold_thresholds([fold_a, fold_b], labels)
+    # fold a's threshold comes from fold b's crops only: between b's positive 0.2 and its negative 0.1
+    assert 0.1 < thresholds[0]["mass"] <= 0.2
+    # fold b's from fold a's: between a's lowest positive 0.8 and its negative 0.3
+    assert 0.3 < thresholds[1]["mass"] <= 0.8
+    pooled = pool_classification([fold_a, fold_b], labels)
+    assert pooled["cross_fold_thresholds"] == thresholds
+    # fold a at ~0.15: 1, 1, 1 (tp 2, fp 1); fold b at ~0.55: 0, 0 (fn 1): precision 2/3, recall 2/3
+    assert pooled["f1_at_cross_fold_threshold"]["mass"] == pytest.approx(2 / 3)
+    assert pooled["f1"]["mass"] == 0.0  # the folds' own thresholds (0.99) call nothing
 
 
 def _crops(rng: np.random.Generator, n_patients: int, signal: float) -> FoldCrops:

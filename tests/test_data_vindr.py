@@ -13,6 +13,7 @@ from dicom_factory import write_dicom
 
 from correlax.cli.main import main
 from correlax.data import Manifest, ManifestError, load_vindr, patient_split
+from correlax.data.synthetic import make_synthetic_dataset
 from correlax.data.vindr import parse_categories
 
 HEIGHT, WIDTH = 40, 30
@@ -179,8 +180,7 @@ def test_cli_synthetic_writes_manifest_in_out(tmp_path, capsys, monkeypatch):
 
 
 def test_reads_the_synthetic_data_set(tmp_path):
-    synthetic = pytest.importorskip("correlax.data.synthetic")
-    root = synthetic.make_synthetic_dataset(tmp_path / "syn", 8, 0, size=256)
+    root = make_synthetic_dataset(tmp_path / "syn", 8, 0, size=256)
     manifest = load_vindr(root)
     assert len(manifest.records) == 8 and manifest.missing == []
     assert {r.split for r in manifest.records} <= {"train", "test"}

@@ -13,6 +13,8 @@ import pytest
 
 from correlax.explain.registry import list_methods
 
+pytestmark = pytest.mark.slow  # the whole demo: data, training, explanation, report
+
 METHODS = list_methods()
 
 LABELS = ("mass", "calcification")  # the finding labels of the synthetic data set

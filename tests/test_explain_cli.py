@@ -49,6 +49,7 @@ def test_collect_inputs(setup, tmp_path):
     assert [name for _, name in found] == ["broken", "img0", "img1", "img2", "missing"]
 
 
+@pytest.mark.slow
 def test_explain_outputs_resume_and_failures(setup, tmp_path, capsys):
     _, ckpt, images = setup
     out = tmp_path / "out"
@@ -91,6 +92,7 @@ def test_missing_checkpoint_is_a_clear_error(setup, tmp_path, capsys):
     assert "nope.safetensors" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_share_the_images(setup, tmp_path):
     root, ckpt, images = setup
     out = tmp_path / "out"
@@ -170,6 +172,7 @@ def test_progress_is_logged_when_not_on_a_terminal(caplog):
     assert "film.dcm: 250/1000 forward passes (25 %)" in caplog.text and "left" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_next_image_is_read_while_one_is_explained(setup, tmp_path):
     import threading
 
@@ -226,3 +229,22 @@ def test_without_masks_the_outputs_hold_the_prediction_map_alone(setup, tmp_path
     (image,) = viewer_data(out / "index.html")["images"]
     assert sorted(o["label"] for o in image["overlays"]) == sorted(LABELS[:3])
     assert {o["method"] for o in image["overlays"]} == {p["method"] for p in image["peaks"]} == {"correlax-prediction"}
+
+
+@pytest.mark.timeout(120)
+def test_fifo_and_endless_device_are_passed_over_by_name(setup, tmp_path, capsys):
+    """A FIFO named pipe.dcm and a link to /dev/zero, in a folder and given by name: listed, never opened
+    (no hang, no endless hashing); the named ones make the exit status 1."""
+    _, ckpt, images = setup
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "img0.png").write_bytes((images / "img0.png").read_bytes())
+    os.mkfifo(folder / "pipe.dcm")
+    (folder / "zero.dcm").symlink_to("/dev/zero")
+    assert main(["explain", "--model", str(ckpt), "--out", str(tmp_path / "a"), str(folder), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "1 explained" in text and "pipe.dcm: not a regular file (a FIFO" in text and "zero.dcm: not a regular" in text
+    named = [str(folder / "pipe.dcm"), str(folder / "zero.dcm"), str(folder / "img0.png")]
+    assert main(["explain", "--model", str(ckpt), "--out", str(tmp_path / "b"), *named, *FAST]) == 1
+    text = capsys.readouterr().out
+    assert "1 explained" in text and "pipe.dcm" in text and "zero.dcm" in text

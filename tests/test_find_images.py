@@ -68,3 +68,47 @@ def test_empty_folder_and_folder_without_images_are_errors(tmp_path):
     (tmp_path / "docs" / "a.csv").write_text("x\n")
     with pytest.raises(NoImagesFound, match=r"docs: no DICOM, PNG, TIFF or PGM file found \(1 skipped: a.csv"):
         find_images([tmp_path / "docs"])
+
+
+@pytest.fixture
+def special_files(tmp_path):
+    """in/: one PNG, a FIFO named pipe.dcm, a symlink zero.dcm to /dev/zero, a socket, and a symbolic link to a
+    folder outside (two images) plus a link loop back to in/."""
+    import os
+    import socket
+
+    root = tmp_path / "in"
+    grey_png(root / "scan.png")
+    os.mkfifo(root / "pipe.dcm")
+    (root / "zero.dcm").symlink_to("/dev/zero")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "sock.dcm"))
+    grey_png(tmp_path / "elsewhere" / "a.png")
+    grey_png(tmp_path / "elsewhere" / "b.png")
+    (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "linked-again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    yield root
+    sock.close()
+
+
+@pytest.mark.timeout(20)
+def test_fifos_devices_and_sockets_are_skipped_by_name_never_opened(special_files):
+    files, skipped = find_images([special_files])
+    names = [f.relative_to(special_files).as_posix() for f in files]
+    assert sorted(names) == ["linked/a.png", "linked/b.png", "scan.png"]
+    reasons = {p.relative_to(special_files).as_posix(): why for p, why in skipped}
+    assert "FIFO" in reasons["pipe.dcm"] and "character device" in reasons["zero.dcm"] and "socket" in reasons["sock.dcm"]
+    assert "already searched" in reasons["linked-again"] and "already searched" in reasons["loop"]
+
+
+@pytest.mark.timeout(20)
+def test_special_files_given_by_name_are_skipped_and_refused_by_the_reader(special_files):
+    from correlax.io import ImageReadError, read_image
+
+    files, skipped = find_images([special_files / "pipe.dcm", special_files / "zero.dcm", special_files / "scan.png"])
+    assert files == [special_files / "scan.png"]
+    assert [p.name for p, _ in skipped] == ["pipe.dcm", "zero.dcm"]
+    for name in ("pipe.dcm", "zero.dcm"):
+        with pytest.raises(ImageReadError, match=f"{name}.*not a regular file"):
+            read_image(special_files / name)

@@ -44,3 +44,10 @@ def test_the_method_does_not_read_files():
     leaks = [f"{s}:{line} imports {d}" for s, d, line in imports()
              if layer_of(s) == "explain" and layer_of(d) in ("io", "data", "cli", "pipelines")]  # fmt: skip
     assert not leaks, "\n".join(leaks)
+
+
+def test_no_two_modules_import_each_other():
+    """A pair importing each other (even inside a function) is one module cut in two, or a name in the wrong place."""
+    edges = {(src, dst) for src, dst, _ in imports()}
+    pairs = sorted(f"{a} <-> {b}" for a, b in edges if a < b and (b, a) in edges)
+    assert not pairs, "\n".join(pairs)

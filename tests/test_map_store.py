@@ -166,10 +166,10 @@ def test_unusable_output_folder_fails_before_any_compute(corpus, tmp_path, capsy
     image = str(root / "images" / "a" / "1-1.png")
     (tmp_path / "file").write_text("x")
     assert main(["explain", "--model", str(model), "--out", str(tmp_path / "file"), image, *FAST]) == 2
-    assert "is a file" in capsys.readouterr().out
+    assert "a file, not a folder" in capsys.readouterr().err  # the check every command makes (cli/outputs.py)
     # a folder that cannot be made (its parent is a file; mode bits would not stop root)
     assert main(["explain", "--model", str(model), "--out", str(tmp_path / "file" / "sub"), image, *FAST]) == 2
-    assert "cannot write the outputs there" in capsys.readouterr().out
+    assert "cannot write the outputs there" in capsys.readouterr().err
 
 
 def test_devices_zero_and_negative_prefetch_are_one_clear_line(corpus, tmp_path, capsys):
@@ -220,6 +220,7 @@ def test_claims_split_the_work_between_workers(tmp_path):
     assert store.claim(key) is not None
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_compute_each_image_once(corpus, tmp_path):
     root, (model, _) = corpus
     images = tmp_path / "images"

@@ -18,6 +18,8 @@ from correlax.data.mias import load_mias
 from correlax.data.records import Manifest
 from correlax.explain.registry import list_methods
 
+pytestmark = pytest.mark.slow  # data, training and explanation on mini-MIAS
+
 METHODS = list_methods()
 
 # women per split and label: train learns both classes, val picks thresholds, test is scored

@@ -15,6 +15,8 @@ from correlax.explain.explainer import CorrelaxExplainer
 from correlax.labels import CALCIFICATION, MASS, NO_FINDING
 from correlax.models import CheckpointInfo, create_model, save_checkpoint
 
+pytestmark = pytest.mark.slow  # explains and scores a data set end to end
+
 FAST = ["--window", "32", "--stride", "16", "--masks", "8", "--batch-size", "64"]
 METHODS = ["correlax-prediction", "correlax-correlation", "relax", "rise", "center", "random"]
 

@@ -25,6 +25,7 @@ from correlax.data.synthetic import (
     synth_phantom,
     to_uint16,
 )
+from correlax.data.vindr import load_vindr
 
 SIZE = 512
 VINDR_BREAST = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
@@ -244,8 +245,7 @@ def test_dataset_arguments_are_checked(tmp_path):
 
 
 def test_dataset_reads_through_the_vindr_adapter(dataset):
-    vindr = pytest.importorskip("correlax.data.vindr")
-    manifest = vindr.load_vindr(dataset)
+    manifest = load_vindr(dataset)
     assert len(manifest.records) == 16 and not manifest.missing
     assert {r.split for r in manifest.records} == {"train", "test"}
     labels = {f.label for r in manifest.records for f in r.findings}

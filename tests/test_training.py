@@ -20,6 +20,8 @@ from correlax.data.records import Finding, ImageRecord, Manifest
 from correlax.models import load_checkpoint
 from correlax.training import TrainConfig, evaluate_checkpoint, train
 
+pytestmark = pytest.mark.slow  # trains models for minutes on a CPU
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -117,6 +119,10 @@ def test_evaluate_cli_writes_json_and_prints_table(trained, toy_data, tmp_path, 
     assert cli_main(["evaluate", "--model", str(trained), "--data", str(toy_data), "--split", "test", "--out", str(out)]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["split"] == "test" and "calcification_vs_mass" in report
+    # evaluated as trained: the crops follow the protocol the checkpoint records (here No Finding sides 16-64 px,
+    # not the default 64-512), with the evaluation's own counts
+    assert report["crops"]["scale"] == "trained"
+    assert report["crops"]["normal_side_range"] == [16.0, 64.0] and report["crops"]["crops_per_box"] == 4
     printed = capsys.readouterr().out
     assert "calcification" in printed and "F1" in printed
 
@@ -133,19 +139,24 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
 
 
-def test_killed_run_resumes_to_the_same_final_step(toy_data, tmp_path):
-    out = tmp_path / "run"
-    cmd = _train_command(toy_data, out, "--epochs", "40", "--steps-per-epoch", "4", "--devices", "1")
+def _kill_after_first_checkpoint(cmd: list[str], out: Path) -> int:
+    """Start the training ``cmd``, SIGKILL it as soon as OUT/checkpoints/last.ckpt exists; the step it holds."""
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = out / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     assert not (out / "model.safetensors").exists()
-    first = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+    return torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+
+
+def test_killed_run_resumes_to_the_same_final_step(toy_data, tmp_path):
+    out = tmp_path / "run"
+    cmd = _train_command(toy_data, out, "--epochs", "40", "--steps-per-epoch", "4", "--devices", "1")
+    first = _kill_after_first_checkpoint(cmd, out)
     assert 0 < first < 160
     done = subprocess.run(cmd + ["--resume"], env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -163,3 +174,40 @@ def test_two_process_ddp_on_cpu(toy_data, tmp_path):
     # each of the 2 ranks takes 3 steps per epoch on its own shard; the step counter counts per rank
     assert info.extra["global_step"] == 2 * 3
     assert "ddp" in done.stderr.lower() or "world_size" in done.stderr.lower() or "GLOBAL_RANK" in done.stderr
+
+
+def test_a_killed_run_resumes_to_the_model_of_an_uninterrupted_run(toy_data, tmp_path):
+    """Killed (SIGKILL) after its first checkpoint and resumed, a run ends with exactly the weights of a run
+    never interrupted: each epoch's sampler order and global seeds depend on (seed, epoch) alone."""
+    from safetensors.torch import load_file
+
+    def command(out: Path) -> list[str]:
+        return _train_command(toy_data, out, "--epochs", "6", "--steps-per-epoch", "3", "--devices", "1")
+
+    whole = subprocess.run(command(tmp_path / "whole"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "killed"
+    assert _kill_after_first_checkpoint(command(out), out) < 6 * 3
+    resumed = subprocess.run(command(out) + ["--resume"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    differing = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not differing, differing[:5]
+
+
+def test_evaluation_crops_follow_the_training_protocol_unless_asked_otherwise():
+    from types import SimpleNamespace
+
+    from correlax.training.predict import evaluation_crops
+
+    window_trained = SimpleNamespace(input_size=128, extra={"train": {"crops": {"window_side": 128.0, "crops_per_box": 16,
+                                                                                 "normal_crops_per_boxed_image": 2}}})  # fmt: skip
+    crops = evaluation_crops(window_trained)
+    assert crops.window_side == 128.0 and crops.crops_per_box == 4 and crops.normal_crops_per_boxed_image == 0
+    assert evaluation_crops(window_trained, "multi").window_side is None  # the paper's crops, when asked for
+    recorded_nothing = SimpleNamespace(input_size=64, extra={})
+    assert evaluation_crops(recorded_nothing).window_side is None
+    assert evaluation_crops(recorded_nothing, "window").window_side == 64.0
+    with pytest.raises(ValueError, match="crop scale"):
+        evaluation_crops(recorded_nothing, "tiny")

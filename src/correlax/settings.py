@@ -7,6 +7,7 @@ from typing import Self
 
 MASK_FILLS = ("black", "mean", "blur")  # what a mask's hidden pixels show (correlax.masks.apply_masks)
 MASK_SCOPES = ("all", "tissue", "balanced")  # which cells a mask may hide (correlax.masks.scoped_mask_grids)
+CROP_SCALES = ("trained", "multi", "window")  # crops a model is scored on: its own protocol, the paper's, window-scale
 MASK_AUG_CROPS = ("normal", "all")  # training crops that mask augmentation may mask (No Finding only, or all)
 
 

@@ -15,6 +15,7 @@ from correlax.cli.options import (
     run_settings,
     scored_methods,
 )
+from correlax.cli.outputs import declare_output, report_skipped
 from correlax.cli.train import add_train_options, train_config
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
     add_train_options(p.add_argument_group("training (per fold)"), prefix="train-")
     add_correlax_options(p)
     p.set_defaults(func=run, resume=True)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +68,20 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, pooled)
     print(summary_table(pooled))
     print(f"result: {args.out / 'crossval.json'}" + (f" and {args.json}" if args.json else ""))
-    return 0
+    return report_skipped(crossval_failures(args.out, pooled))
+
+
+def crossval_failures(out: Path, pooled: dict) -> list[dict]:
+    """Every image a fold skipped: in training (its model's validation.json, when trained here), evaluation or
+    explanation; each named with its fold."""
+    from correlax.training import skipped_images
+
+    failures = []
+    for fold in pooled["folds"]:
+        run_dir = out / f"fold{fold['fold']}" / "model"
+        trained = skipped_images(run_dir) if (run_dir / "validation.json").is_file() else []
+        failures += [f | {"reason": f"fold {fold['fold']}: {f['reason']}"} for f in trained + fold["failures"]]
+    return failures
 
 
 def summary_table(pooled: dict) -> str:
@@ -80,6 +95,9 @@ def summary_table(pooled: dict) -> str:
         return _num(c[metric][label]) + (f" ({_num(lo_hi[0])}-{_num(lo_hi[1])})" if lo_hi else "")
 
     lines = ["out-of-fold crops: " + ", ".join(f"{k} F1 {score('f1', k)} AUC {score('auc', k)}" for k in c["f1"])]
+    if "f1_at_cross_fold_threshold" in c:
+        lines.append("F1 at thresholds chosen on the other folds' out-of-fold crops: "
+                     + ", ".join(f"{k} {score('f1_at_cross_fold_threshold', k)}" for k in c["f1"]))  # fmt: skip
     geometry = ", ".join(f"{k} {_num(pooled[k], 1)}" for k in ("window_mm", "stride_mm", "margin_mm"))
     lines.append(f"{geometry}; images per class {json.dumps(pooled['n_images'])}")
     for method, block in pooled["pointing_game"].items():

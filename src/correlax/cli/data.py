@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from correlax.cli.outputs import FILE, FOLDER, declare_output
 from correlax.labels import LABELS
 
 if TYPE_CHECKING:  # the readers are imported when a command runs, not for --help
@@ -62,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     for p, source in ((vindr, "ROOT"), (mias, "ROOT"), (table, "FILE")):
         p.add_argument("--out", type=Path, help=f"manifest to write (default: <{source} name>-manifest.json here)")
+    for p, where in ((vindr, "ROOT/images (image ids with ../)"), (table, "the table's folder (../x.png, /elsewhere)")):
+        p.add_argument("--allow-outside-root", action="store_true", help=f"read image files outside {where}")
     for p in (vindr, mias, table, synthetic):
         p.set_defaults(func=run)
+        declare_output(p, kind=FOLDER if p is synthetic else FILE)
 
 
 def _val_options(parser: argparse.ArgumentParser) -> None:
@@ -116,13 +120,15 @@ def _load(args: argparse.Namespace) -> tuple[Manifest, Path]:
         manifest.source = "synthetic"
         return manifest, root / "manifest.json"
     if command == "vindr":
-        manifest = _carve_val(load_vindr(args.root), args.val, args.seed)
+        manifest = _carve_val(load_vindr(args.root, allow_outside_root=args.allow_outside_root), args.val, args.seed)
     elif command == "mias":
         manifest = load_mias(args.root)
         if args.split:
             manifest.records = patient_split(manifest.records, args.split, seed=args.seed)
     else:
-        manifest = load_csv(args.file, drop_missing=args.drop_missing, spacing=args.spacing)
+        manifest = load_csv(
+            args.file, drop_missing=args.drop_missing, spacing=args.spacing, allow_outside_root=args.allow_outside_root
+        )
     name = args.file.stem if command == "csv" else args.root.resolve().name
     return manifest, args.out or Path(f"{name}-manifest.json")
 

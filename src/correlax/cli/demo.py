@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from correlax.cli.outputs import declare_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -24,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="training epochs (default: 36; 10 with --quick)")
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:

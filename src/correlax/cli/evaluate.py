@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 from correlax.cli.data import SPACING_HELP, millimetres
+from correlax.cli.outputs import declare_output, report_skipped
+from correlax.settings import CROP_SCALES
 
 log = logging.getLogger(__name__)
 
@@ -24,33 +26,39 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--cache-dir", help="folder of prepared images shared with training (optional)")
+    p.add_argument("--crop-scale", choices=CROP_SCALES, default="trained",
+                   help="crops as the model was trained (default: the protocol its checkpoint records), the paper's "
+                        "multi-scale crops, or squares near the model's input side (window)")  # fmt: skip
     p.add_argument("--crops-per-box", type=int, default=4)
     p.add_argument("--crops-per-normal-image", type=int, default=4)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--spacing", type=millimetres, help=SPACING_HELP + " where the manifest states none either")
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from correlax.crops import CropSettings
+    from dataclasses import asdict
+
     from correlax.fileio import write_json
     from correlax.evaluation.classification import format_report
-    from correlax.models import CheckpointError
+    from correlax.models import CheckpointError, load_checkpoint
     from correlax.training import evaluate_checkpoint
+    from correlax.training.predict import evaluation_crops
 
-    crops = CropSettings(crops_per_box=args.crops_per_box, crops_per_normal_image=args.crops_per_normal_image)
     try:
+        _, info = load_checkpoint(args.model)
+        crops = evaluation_crops(info, args.crop_scale, args.crops_per_box, args.crops_per_normal_image)
         report = evaluate_checkpoint(
             args.model, args.data, args.split, args.cache_dir, crops, args.seed, args.batch_size, args.spacing
         )
     except (CheckpointError, ValueError) as e:
         log.error("%s", e)
         return 1
+    report["crops"] = {"scale": args.crop_scale, **asdict(crops)}
     out = Path(args.out)
     write_json(out / "metrics.json", report)
     print(format_report(report))
-    for failure in report["failures"]:
-        print(f"skipped {failure['path']}: {failure['reason']}")
     print(f"metrics: {out / 'metrics.json'}")
-    return 0
+    return report_skipped(report["failures"])

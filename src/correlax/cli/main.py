@@ -10,6 +10,7 @@ import sys
 
 import correlax
 import correlax.cli as cli_package
+from correlax.cli.outputs import declared_output_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    return int(args.func(args) or 0)
+    problem = declared_output_problem(args)
+    if problem:
+        print(f"correlax {args.command}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except OSError as exc:  # a disk that fills or a folder that turns read-only mid-run: one line (-v: the traceback)
+        if args.verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"correlax {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

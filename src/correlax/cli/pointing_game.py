@@ -14,6 +14,7 @@ from correlax.cli.options import (
     run_settings,
     scored_methods,
 )
+from correlax.cli.outputs import declare_output
 from correlax.pipelines.claims import WAIT_SECONDS
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     add_correlax_options(p)
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from correlax.cli.outputs import declare_output, report_skipped
 from correlax.models.presets import PRESETS
 from correlax.settings import MASK_AUG_CROPS, MASK_FILLS
 
@@ -72,6 +73,7 @@ def register(subparsers) -> None:
     add_train_options(p)
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.ckpt")
     p.set_defaults(func=run)
+    declare_output(p)
 
 
 def train_config(args: argparse.Namespace, data: str, out: str):
@@ -98,7 +100,7 @@ def train_config(args: argparse.Namespace, data: str, out: str):
 
 def run(args: argparse.Namespace) -> int:
     from correlax.errors import FileProblem
-    from correlax.training import train
+    from correlax.training import skipped_images, train
 
     try:
         path = train(train_config(args, args.data, args.out))
@@ -106,4 +108,4 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", e)
         return 1
     print(f"model: {path}")
-    return 0
+    return report_skipped(skipped_images(path.parent))

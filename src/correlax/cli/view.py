@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from correlax.cli.outputs import EXISTING_FOLDER, declare_output
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--title", default=None, help="page title (default: the folder name)")
     p.add_argument("--data", type=Path, help="manifest JSON: show the true boxes of the images it lists")
     p.set_defaults(func=run)
+    declare_output(p, kind=EXISTING_FOLDER)
 
 
 def run(args: argparse.Namespace) -> int:

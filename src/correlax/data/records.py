@@ -1,34 +1,57 @@
-"""The record type produced by every data-set adapter, and the manifest file that holds them."""
+"""The record type produced by every data-set adapter, and the manifest file that holds them.
+
+:class:`Finding` and :class:`ImageRecord` are pydantic dataclasses: the schema of a manifest's records is the
+types below, checked when a manifest is read (:meth:`Manifest.load`) and whenever a record is made.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
+from typing import Annotated, Literal
 
-from correlax.geometry import AnnotationBox
+import pydantic
+from pydantic import ConfigDict, Field, field_validator
+from pydantic.dataclasses import dataclass
+
 from correlax.fileio import write_json
 from correlax.labels import LABELS, check_label
 
 
 MANIFEST_VERSION = 1
 
+Coordinate = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # a finite number, not a string
+Millimetres = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+_RECORD_CONFIG = ConfigDict(extra="forbid")
 
-@dataclass
+
+@dataclass(config=_RECORD_CONFIG)
 class Finding:
     """One label of an image, with its box in stored-image pixels or None for an image-level label."""
     label: str
-    box: AnnotationBox | None = None  # None: image-level label without a location
+    box: tuple[Coordinate, Coordinate, Coordinate, Coordinate] | None = None  # xmin, ymin, xmax, ymax; None: no location
 
-    def __post_init__(self) -> None:
-        check_label(self.label)
-        if self.box is not None:
-            self.box = tuple(float(v) for v in self.box)  # type: ignore[assignment]
+    @field_validator("label")
+    @classmethod
+    def _known_label(cls, label: str) -> str:
+        return check_label(label)
+
+    @field_validator("box")
+    @classmethod
+    def _ordered(cls, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        from correlax.data.validate import box_problem  # validate reads these records
+
+        problem = box and box_problem(box, None)
+        if problem:
+            raise ValueError(problem)
+        return box
 
 
-@dataclass
+@dataclass(config=_RECORD_CONFIG)
 class ImageRecord:
     """One image of a data set: its file, patient, view, split, pixel spacing and findings."""
     image_id: str
@@ -36,9 +59,9 @@ class ImageRecord:
     patient_id: str
     laterality: str | None = None
     view: str | None = None
-    split: str | None = None  # "train", "val", "test"
+    split: Literal["train", "val", "test"] | None = None
     findings: list[Finding] = field(default_factory=list)
-    spacing: tuple[float, float] | None = None  # mm, when the data set states it
+    spacing: tuple[Millimetres, Millimetres] | None = None  # mm (row, column), when the data set states it
 
     @property
     def labels(self) -> set[str]:
@@ -49,7 +72,17 @@ class ImageRecord:
         return not self.findings or self.labels == {"no_finding"}
 
 
-@dataclass
+class ManifestFile(pydantic.BaseModel):
+    """The JSON a manifest is saved as."""
+
+    version: Literal[1]
+    source: str = ""
+    root: str = "."
+    records: list[ImageRecord]
+    missing: list[str] = []
+
+
+@dataclasses.dataclass
 class Manifest:
     """A data set as the other commands read it: image records with paths relative to ``root``."""
     records: list[ImageRecord]
@@ -95,26 +128,44 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
-        """Read a manifest written by :meth:`save`; an unreadable file raises ValueError naming it."""
+        """Read and validate a manifest; every problem is named by file, record (index and image id) and field.
+
+        Raises:
+            ManifestError: not readable, not JSON, or not a valid manifest (a ValueError).
+        """
+        from correlax.data.validate import ManifestError
+
         path = Path(path)
         try:
-            payload = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not a readable manifest ({e})") from e
-        if payload.get("version") != MANIFEST_VERSION:
-            raise ValueError(f"{path}: manifest version {payload.get('version')!r}, expected {MANIFEST_VERSION}")
-        records = []
-        for i, r in enumerate(payload["records"]):
-            try:
-                findings = [Finding(f["label"], tuple(f["box"]) if f["box"] else None) for f in r.pop("findings")]
-                spacing = tuple(r.pop("spacing")) if r.get("spacing") else None
-                r.pop("spacing", None)
-                records.append(ImageRecord(**r, findings=findings, spacing=spacing))
-            except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}: record {i}: {e}") from e
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ManifestError([f"{path}: not a readable manifest ({e})"]) from e
+        try:
+            parsed = ManifestFile.model_validate(payload)
+        except pydantic.ValidationError as e:
+            raise ManifestError([_schema_problem(path, payload, error) for error in e.errors()]) from None
         return cls(
-            records=records,
-            root=(path.parent / payload.get("root", ".")).resolve(),
-            source=payload.get("source", ""),
-            missing=list(payload.get("missing", [])),
+            records=parsed.records,
+            root=(path.parent / parsed.root).resolve(),
+            source=parsed.source,
+            missing=parsed.missing,
         )
+
+
+def _schema_problem(path: Path, payload: object, error: dict) -> str:
+    """'FILE: record I (image ID): field F: what' for one pydantic error (the top-level field when not a record's)."""
+    loc = list(error["loc"])
+    where = str(path)
+    if len(loc) >= 2 and loc[0] == "records" and isinstance(loc[1], int):
+        index = loc[1]
+        record = payload["records"][index] if isinstance(payload, dict) else None
+        image_id = record.get("image_id") if isinstance(record, dict) else None
+        where += f": record {index}" + (f" (image {image_id!r})" if image_id is not None else "")
+        loc = loc[2:]
+    name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    given = repr(error["input"])
+    given = given if len(given) <= 60 else given[:57] + "..."
+    if error["type"] == "model_type":  # the top level is not an object
+        return f"{where}: a manifest is a JSON object (version, source, root, records, missing), got {given}"
+    what = error["msg"] + (f", got {given}" if error["type"] != "missing" else "")
+    return f"{where}: {'field ' + name + ': ' if name else ''}{what}"

@@ -20,7 +20,19 @@ def patient_split(
     stratify: bool = True,
     keep: Collection[str] = (),
 ) -> list[ImageRecord]:
-    """Return copies of ``records`` with ``split`` assigned patient by patient.
+    """Return copies of ``records`` with ``split`` assigned patient by patient (:func:`patient_assignment`)."""
+    assignment = patient_assignment(records, fractions, seed, stratify, keep)
+    return [replace(r, split=assignment[r.patient_id], findings=list(r.findings)) for r in records]
+
+
+def patient_assignment(
+    records: Sequence[ImageRecord],
+    fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    stratify: bool = True,
+    keep: Collection[str] = (),
+) -> dict[str, str]:
+    """The split name (a key of ``fractions``, or a kept split) of each patient id.
 
     Patients with an image whose current split is in ``keep`` stay there (all their images); every
     other patient is assigned to one of ``fractions``'s splits so that the image counts follow the
@@ -77,8 +89,7 @@ def patient_split(
         name = max(names, key=lambda s: (targets[s] * total - dealt[s], targets[s], -names.index(s)))
         assignment[patient] = name
         dealt[name] += n
-
-    return [replace(r, split=assignment[r.patient_id], findings=list(r.findings)) for r in records]
+    return assignment
 
 
 def carve_val(records: Sequence[ImageRecord], fraction: float, seed: int = 0) -> list[ImageRecord]:
@@ -96,5 +107,8 @@ def kfold_splits(records: Sequence[ImageRecord], k: int, seed: int = 0) -> list[
     patients = len({r.patient_id for r in records})
     if patients < k:
         raise ValueError(f"{k} folds need at least {k} patients, got {patients}")
-    assigned = patient_split(records, {f"fold{i}": 1.0 / k for i in range(k)}, seed=seed)
-    return [[replace(r, split="test" if r.split == f"fold{i}" else "train") for r in assigned] for i in range(k)]
+    fold = patient_assignment(records, {f"fold{i}": 1.0 / k for i in range(k)}, seed=seed)
+    return [
+        [replace(r, split="test" if fold[r.patient_id] == f"fold{i}" else "train", findings=list(r.findings)) for r in records]
+        for i in range(k)
+    ]

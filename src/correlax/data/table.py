@@ -15,7 +15,7 @@ from pathlib import Path, PurePath
 
 from correlax.data.csvfile import read_rows
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, add_finding, canonical_label, row_box
+from correlax.data.validate import OUTSIDE_ROOT_HINT, Problems, add_finding, canonical_label, outside_root, row_box
 from correlax.io import ImageReadError, image_size
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,13 @@ SPLIT_NAMES = {
 }  # fmt: skip
 
 
-def load_csv(path: str | Path, drop_missing: bool = False, spacing: float | None = None) -> Manifest:
+def load_csv(
+    path: str | Path, drop_missing: bool = False, spacing: float | None = None, allow_outside_root: bool = False
+) -> Manifest:
     """Read the generic table at ``path``; ``spacing`` (mm) is the pixel spacing of rows without ``spacing_mm``.
+
+    An ``image_path`` outside the table's folder (``../x.png``, or an absolute path elsewhere) is a problem
+    unless ``allow_outside_root``: a table from elsewhere must not make correlax read any file it names.
 
     Every problem (unknown label, inverted or empty box, box wholly outside the image, one image id
     for two files, split or patient id that differs between rows of one image, missing image) is
@@ -52,6 +57,10 @@ def load_csv(path: str | Path, drop_missing: bool = False, spacing: float | None
             problems.add(path, line, "empty image_path")
             continue
         if image_path in missing:
+            continue
+        if not allow_outside_root and outside_root(image_path, base):
+            problems.add(path, line, f"image_path {image_path} lies outside the table's folder {base.resolve()}; "
+                         + OUTSIDE_ROOT_HINT)
             continue
         image_id = PurePath(image_path).with_suffix("").as_posix()
         if image_id in files and files[image_id][0] != image_path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 from correlax.data.records import Finding, ImageRecord
@@ -57,6 +58,17 @@ class Problems(list[str]):
     def raise_if_any(self) -> None:
         if self:
             raise ManifestError(self)
+
+
+OUTSIDE_ROOT_HINT = "pass --allow-outside-root (allow_outside_root=True) to read it anyway"
+
+
+def outside_root(path: str, root: Path) -> bool:
+    """Whether ``path`` (relative to ``root``, or absolute) lies outside ``root``, judged on the spelling
+    (``..`` parts, absolute paths), not on symbolic links: a data folder linked in from another disk is fine."""
+    base = os.path.abspath(root)
+    target = os.path.normpath(os.path.join(base, path))
+    return os.path.commonpath([base, target]) != base
 
 
 def canonical_label(name: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from correlax.data.csvfile import read_rows
 from correlax.data.records import Finding, ImageRecord, Manifest
-from correlax.data.validate import Problems, add_finding, canonical_label, row_box
+from correlax.data.validate import OUTSIDE_ROOT_HINT, Problems, add_finding, canonical_label, outside_root, row_box
 from correlax.io.dicom import dicom_shape, read_dicom_header
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ def read_header(path: Path) -> tuple[tuple[float, float] | None, tuple[int, int]
     return spacing, ((rows, columns) if rows and columns else None)
 
 
-def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
+def load_vindr(root: str | Path, read_headers: bool = True, allow_outside_root: bool = False) -> Manifest:
     """Read VinDr-Mammo (or a data set in its layout) at ``root``.
+
+    A study or image id that leads outside ``root/images`` (``../x``) is a problem unless ``allow_outside_root``.
 
     Images that are not on disk are logged, dropped and listed in ``Manifest.missing``. Unknown
     categories, bad boxes, duplicate image ids and unreadable sizes raise one
@@ -79,12 +81,16 @@ def load_vindr(root: str | Path, read_headers: bool = True) -> Manifest:
                 where, line, f"image {image_id}: height/width not numbers ({row['height']!r}, {row['width']!r})"
             )
             return None
+        inner = f"{row['study_id']}/{image_id}.dicom"
+        if not allow_outside_root and outside_root(inner, root / "images"):
+            problems.add(where, line, f"image {image_id}: images/{inner} lies outside {root / 'images'}; {OUTSIDE_ROOT_HINT}")
+            return None
         split = SPLITS.get(row.get("split", "").lower())
         if row.get("split") and split is None:
             problems.add(where, line, f"image {image_id}: unknown split {row['split']!r} (expected training/test)")
         return ImageRecord(
             image_id=image_id,
-            path=f"images/{row['study_id']}/{image_id}.dicom",
+            path=f"images/{inner}",
             patient_id=row["study_id"],
             laterality=row["laterality"] or None,
             view=row["view_position"] or None,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from correlax.evaluation.classification import precision_recall_f1, roc_auc
+from correlax.evaluation.classification import best_f1_threshold, precision_recall_f1, roc_auc
 from correlax.evaluation.pointing_game import PROTOCOLS, Outcome, summarise_outcomes
 
 BASELINES = ("center", "gradcam")
@@ -57,6 +57,20 @@ class PooledCrops:
         return f1, auc
 
 
+def cross_fold_thresholds(folds: Sequence[FoldCrops], labels: Sequence[str]) -> list[dict[str, float]]:
+    """Per fold, the F1-best threshold of each label on the other folds' out-of-fold crops: crops of that fold's
+    training images, each scored by a model that did not train on it. Many more crops than a validation split
+    (and never the fold's own), so the threshold holds better on new films."""
+    n = len(labels)
+    out = []
+    for k in range(len(folds)):
+        others = [f for i, f in enumerate(folds) if i != k]
+        probs = np.concatenate([np.asarray(f.probs, float).reshape(-1, n) for f in others])
+        targets = np.concatenate([np.asarray(f.targets, bool).reshape(-1, n) for f in others])
+        out.append({label: best_f1_threshold(targets[:, j], probs[:, j]) for j, label in enumerate(labels)})
+    return out
+
+
 def patient_resamples(runs: Sequence[PooledCrops], n_resamples: int, seed: int) -> list[list[np.ndarray]]:
     """Bootstrap row indices, one list per run: each resample draws patients with replacement (crops of a
     patient are not independent) and takes every crop of each drawn patient in every run, so the runs stay
@@ -88,22 +102,31 @@ def pool_classification(
     """Crop-level metrics over the out-of-fold crops of every fold.
 
     Each crop is decided by its own fold's model and threshold; F1 is computed on the pooled decisions,
-    ROC-AUC on the pooled probabilities. Also F1 at 0.5 and the support. When every fold recorded its crops'
+    ROC-AUC on the pooled probabilities. Also F1 at 0.5, F1 at thresholds chosen on the other folds' out-of-fold
+    crops (:func:`cross_fold_thresholds`; still scored on held-out crops only) and the support. When every fold recorded its crops'
     patients: ``ci95`` of F1 and AUC per label, a bootstrap over patients (``bootstrap``: how many).
     """
     pooled = PooledCrops.of(folds, labels)
+    cross = cross_fold_thresholds(folds, labels) if len(folds) > 1 else None
+    pooled_cross = PooledCrops.of([replace(f, thresholds=t) for f, t in zip(folds, cross)], labels) if cross else None
     f1, auc = pooled.scores()
     out: dict = {"f1": {}, "f1_at_0.5": {}, "auc": {}, "support": {}}
+    if pooled_cross is not None:
+        out["f1_at_cross_fold_threshold"] = dict(zip(labels, map(float, pooled_cross.scores()[0])))
+        out["cross_fold_thresholds"] = cross
     for j, label in enumerate(labels):
         out["f1"][label] = float(f1[j])
         out["f1_at_0.5"][label] = precision_recall_f1(pooled.targets[:, j], pooled.probs[:, j] >= 0.5)[2]
         out["auc"][label] = None if np.isnan(auc[j]) else float(auc[j])
         out["support"][label] = int(pooled.targets[:, j].sum())
     if pooled.patients is not None:
-        boot = [pooled.scores(rows) for rows in patient_resamples([pooled], n_resamples, seed)[0]]
-        f1s, aucs = np.array([b[0] for b in boot]), np.array([b[1] for b in boot])
+        resamples = patient_resamples([pooled], n_resamples, seed)[0]
+        boot = [pooled.scores(rows) for rows in resamples]
+        metrics = {"f1": np.array([b[0] for b in boot]), "auc": np.array([b[1] for b in boot])}
+        if pooled_cross is not None:  # the same crops in the same order: the same resamples
+            metrics["f1_at_cross_fold_threshold"] = np.array([pooled_cross.scores(rows)[0] for rows in resamples])
         out["ci95"] = {name: {label: _interval(values[:, j]) for j, label in enumerate(labels)}
-                       for name, values in (("f1", f1s), ("auc", aucs))}  # fmt: skip
+                       for name, values in metrics.items()}  # fmt: skip
         out["bootstrap"] = {"patients": len(set(pooled.patients.tolist())), "resamples": n_resamples}
     return out
 

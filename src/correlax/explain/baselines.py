@@ -18,7 +18,7 @@ scale, so the Pointing Game scores them without a threshold (the thresholds belo
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -27,14 +27,15 @@ from torch import nn
 
 from correlax.explain.base import MapExplainer
 from correlax.explain.kernel import OverlapAverage, place
-from correlax.explain.forward import model_device
 from correlax.explain.windows import WindowGrid, breast_box_of, image_grey, pad_crop, window_view
 from correlax.geometry import PixelBox
+from correlax.models.adapter import as_finding_model, model_device
 from correlax.preprocess import breast_mask
 
 
 class LogitsOnly(nn.Module):
-    """Wraps a model returning ``ClassifierOutput`` so that it returns the logits alone."""
+    """Wraps a model returning ``ClassifierOutput`` so that it returns the logits alone (what captum and
+    pytorch-grad-cam call)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -56,11 +57,26 @@ def find_target_layer(model: nn.Module) -> nn.Module:
 
 
 class _WindowedExplainer(MapExplainer):
-    """Cuts the breast crop into CorRELAX's windows, explains them in batches, stitches the maps."""
+    """Cuts the breast crop into CorRELAX's windows, explains them in batches, stitches the maps.
 
-    def __init__(self, model: nn.Module, window: int = 256, stride: int = 32, batch_size: int = 32) -> None:
-        self.model = model
-        self.labels = tuple(model.labels)
+    ``model``: a correlax model, or any classifier returning logits with ``labels``, ``feature_layer`` and
+    ``activation`` (:func:`correlax.models.adapter.as_finding_model`); the explainer works on a copy sharing its
+    weights, so the caller's model keeps its mode and memory format.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        window: int = 256,
+        stride: int = 32,
+        batch_size: int = 32,
+        *,
+        labels: Sequence[str] | None = None,
+        feature_layer: str | nn.Module | None = None,
+        activation: str = "sigmoid",
+    ) -> None:
+        self.model = as_finding_model(model, labels, feature_layer, activation, probe_size=window)
+        self.labels = self.model.labels
         self.window, self.stride, self.batch_size = window, stride, batch_size
         self.device = model_device(model)
         self.methods = (self.name,)
@@ -72,7 +88,7 @@ class _WindowedExplainer(MapExplainer):
         """(B, 3, W, W) windows on the model's device -> (B, L, W, W) maps."""
         raise NotImplementedError
 
-    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
+    def attribute_image(self, image: torch.Tensor, breast_box: PixelBox | None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
         box = breast_box_of(image, breast_box)
         grid = WindowGrid(box, self.window, self.stride)
@@ -98,10 +114,12 @@ class GradCamExplainer(_WindowedExplainer):
 
     name = "gradcam"
 
-    def __init__(self, model: nn.Module, window: int = 256, stride: int = 32, batch_size: int = 32) -> None:
-        super().__init__(model, window, stride, batch_size)
-        self.net = LogitsOnly(model)
-        self.target_layer = find_target_layer(model)
+    def __init__(self, model: nn.Module, window: int = 256, stride: int = 32, batch_size: int = 32, **model_options) -> None:
+        """``model_options``: ``labels``, ``feature_layer`` (also Grad-CAM's target layer; default: the model's
+        ``target_layer``, else its last ``nn.Conv2d``), ``activation``."""
+        super().__init__(model, window, stride, batch_size, **model_options)
+        self.net = LogitsOnly(self.model)
+        self.target_layer = find_target_layer(self.model)
 
     def window_maps(self, windows: torch.Tensor) -> torch.Tensor:
         from pytorch_grad_cam import GradCAM
@@ -156,9 +174,10 @@ class OcclusionExplainer(_WindowedExplainer):
         patch: int | None = None,
         patch_stride: int | None = None,
         batch_size: int = 8,
+        **model_options,
     ) -> None:
-        super().__init__(model, window, stride or window // 2, batch_size)
-        self.net = LogitsOnly(model)
+        super().__init__(model, window, stride or window // 2, batch_size, **model_options)
+        self.net = LogitsOnly(self.model)
         self.patch = patch or window // 4
         self.patch_stride = patch_stride or window // 8
 
@@ -206,7 +225,7 @@ class _PointExplainer(MapExplainer):
         """One (x, y) per label."""
         raise NotImplementedError
 
-    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
+    def attribute_image(self, image: torch.Tensor, breast_box: PixelBox | None) -> dict[str, np.ndarray]:
         _, h, w = image.shape
         points = self.points(image, breast_box_of(image, breast_box))
         return {self.name: np.stack([gaussian_bump((h, w), x, y, self.sigma) for x, y in points])}

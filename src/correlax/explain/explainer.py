@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from correlax.explain.base import MapExplainer
-from correlax.preprocess import breast_mask
+from correlax.explain.base import MapExplainer, batch_boxes, check_image
 from correlax.explain.engine import WindowJob, WindowStats, window_statistics
-from correlax.explain.registry import CORRELAX_METHODS, correlax_methods
+from correlax.explain.forward import BatchRunner
 from correlax.explain.kernel import overlap_average, place, smooth_grid
 from correlax.explain.refine import coarse_to_fine
-from correlax.explain.forward import BatchRunner
-from correlax.explain.settings import CorrelaxSettings, RunSettings
-from correlax.geometry import PixelBox
+from correlax.explain.settings import CORRELAX_METHODS, CorrelaxSettings, RunSettings, correlax_methods
 from correlax.explain.windows import (
     WindowGrid,
     breast_box_of,
@@ -27,6 +24,9 @@ from correlax.explain.windows import (
     window_fraction,
     window_view,
 )
+from correlax.geometry import PixelBox
+from correlax.models.adapter import as_finding_model
+from correlax.preprocess import breast_mask
 
 
 @dataclass
@@ -81,8 +81,13 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 class CorrelaxExplainer(MapExplainer):
-    """CorRELAX for a model honouring :mod:`correlax.models.contract`.
+    """CorRELAX for a correlax model (:mod:`correlax.models.contract`) or any classifier returning logits.
 
+    ``labels``: one name per logit (default: ``model.labels``); ``feature_layer``: the module (or its dotted name)
+    whose output is the representation, hooked as pytorch-grad-cam's ``target_layers`` (default: timm's
+    ``forward_features``/``forward_head``, or a model returning ``(logits, features)``); ``activation``: "sigmoid"
+    (multi-label) or "softmax". One probe forward checks all this (:func:`correlax.models.adapter.as_finding_model`),
+    and the explainer runs a copy sharing the model's weights: the caller's model keeps its mode and memory format.
     ``mask_bank``: optional fixed (K, g, g) cell grids used for every window instead of random draws;
     ``run``: how the network runs (batch size, channels-last, compile, backend), which changes no number.
     Its map-store entry is the whole :class:`CorrelaxResult` (window statistics included).
@@ -97,16 +102,21 @@ class CorrelaxExplainer(MapExplainer):
         settings: CorrelaxSettings | None = None,
         mask_bank: torch.Tensor | None = None,
         run: RunSettings | None = None,
+        *,
+        labels: Sequence[str] | None = None,
+        feature_layer: str | nn.Module | None = None,
+        activation: str = "sigmoid",
     ) -> None:
         self.settings = settings or CorrelaxSettings()
         s = self.settings
         if mask_bank is not None and tuple(mask_bank.shape) != (s.n_masks, s.grid, s.grid):
             raise ValueError(f"mask_bank must have shape {(s.n_masks, s.grid, s.grid)}, got {tuple(mask_bank.shape)}")
-        self.labels = tuple(model.labels)
+        self.model = as_finding_model(model, labels, feature_layer, activation, probe_size=s.window)
+        self.labels = self.model.labels
         self.methods = correlax_methods(s)
         self.mask_bank = mask_bank
         self.run = run or RunSettings()
-        self.runner = BatchRunner(model, s, self.run)
+        self.runner = BatchRunner(self.model, s, self.run)
 
     @property
     def device(self) -> torch.device:
@@ -115,21 +125,32 @@ class CorrelaxExplainer(MapExplainer):
     def explain(
         self,
         image: torch.Tensor,
-        breast_box: PixelBox | None = None,
+        breast_box: PixelBox | Sequence[PixelBox | None] | None = None,
         tissue: torch.Tensor | None = None,
         progress: Callable[[int, int], None] | None = None,
-    ) -> CorrelaxResult:
-        """CorRELAX statistics and maps of one image (3, H, W) in [0, 1].
+    ) -> CorrelaxResult | list[CorrelaxResult]:
+        """CorRELAX statistics and maps of one image (3, H, W) in [0, 1], or a list of them for a batch
+        (B, 3, H, W) (``breast_box`` then None or one per image; ``tissue`` None).
 
         ``breast_box`` (x0, y0, x1, y1, exclusive end) defaults to the largest Otsu component;
         ``tissue`` (H, W) bool, the breast pixels for ``min_tissue``, defaults to the Otsu mask.
         ``progress(done, total)``: forward passes run so far, of at most windows × (1 + masks).
         """
+        if image.ndim == 4 and tissue is None:
+            return [self.explain(one, box, progress=progress) for one, box in zip(image, batch_boxes(image, breast_box))]
+        check_image(image)
+        return self._explain_image(image, breast_box, tissue, progress)
+
+    def _explain_image(
+        self,
+        image: torch.Tensor,
+        breast_box: PixelBox | None,
+        tissue: torch.Tensor | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> CorrelaxResult:
         t0 = time.perf_counter()
         passes0 = self.runner.passes
         s = self.settings
-        if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
-            raise ValueError(f"expected a float image (3, H, W), got {image.dtype} {tuple(image.shape)}")
         _, h, w = image.shape
         grid = WindowGrid(breast_box_of(image, breast_box), s.window, s.stride)
         gh, gw = grid.shape
@@ -215,15 +236,16 @@ class CorrelaxExplainer(MapExplainer):
         """The settings that make the maps, as the map store keys them."""
         return self.settings.to_dict()
 
-    def attribute(self, image: torch.Tensor, breast_box: PixelBox | None = None) -> dict[str, np.ndarray]:
+    def attribute_image(self, image: torch.Tensor, breast_box: PixelBox | None) -> dict[str, np.ndarray]:
         """:class:`correlax.explain.base.Explainer`: per-class maps (L, H, W) by method name."""
-        return method_maps(self.explain(image, breast_box).arrays())
+        return method_maps(self._explain_image(image, breast_box, None, None).arrays())
 
     def entry(
         self, image: torch.Tensor, breast_box: PixelBox | None = None, progress: Callable[[int, int], None] | None = None
     ) -> dict[str, np.ndarray]:
         """The map store entry of one image: every map, the breast box and the labels."""
-        result = self.explain(image, breast_box, progress=progress)
+        check_image(image)
+        result = self._explain_image(image, breast_box, None, progress)
         return {**result.arrays(), "breast_box": np.array(result.breast_box), "labels": np.array(result.labels)}
 
     def maps_of(self, entry: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

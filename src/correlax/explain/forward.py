@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from correlax.explain.settings import CorrelaxSettings, RunSettings
+from correlax.models.adapter import model_device
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,11 @@ CPU_BATCH = 64
 MAX_CUDA_BATCH = 2048
 
 
-def model_device(model: nn.Module) -> torch.device:
-    param = next(iter(model.parameters()), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 class BatchRunner:
     """Forward passes in batches of ``batch_size`` samples, returning float64 probabilities (the sigmoid
     is taken in float64: near 0 or 1 float32 would quantise the small variations that the correlations
     measure) and float32 features. The network runs in PyTorch, or in ONNX Runtime (``run.backend``). The model is
-    switched, in place, to channels-last (``run.channels_last``)
+    switched, in place, to eval and channels-last (``run.channels_last``): the explainers give it their working copy
     and, on CUDA, cuDNN tunes its algorithms while batches run.
 
     ``stream`` cuts a job of ``total`` samples into batches, building the next batch while one runs; on CUDA

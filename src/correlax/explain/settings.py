@@ -103,3 +103,13 @@ class RunSettings(DictSettings):
 
     def replace(self, **changes) -> RunSettings:
         return replace(self, **changes)
+
+
+CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial", "relax",
+                    "relax-centred", "relax-uncertainty", "rise")  # fmt: skip
+PREDICTION_ONLY_METHODS = ("correlax-prediction",)  # what CorRELAX gives without masks (n_masks = 0)
+
+
+def correlax_methods(settings: CorrelaxSettings) -> tuple[str, ...]:
+    """The maps CorRELAX makes with ``settings``: all of them, or without masks the prediction map alone."""
+    return PREDICTION_ONLY_METHODS if settings.prediction_only else CORRELAX_METHODS

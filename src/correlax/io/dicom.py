@@ -16,6 +16,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from correlax.io.image import MAX_PIXELS, ImageReadError, Mammogram, check_pixel_count
 
 _DEFER_BYTES = 1 << 20
+_COUNT_SLICE = 1 << 20  # pixels counted at a time
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _VIEW_MEANINGS = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO", "medio-lateral": "ML",
                   "latero-medial": "LM", "exaggerated cranio-caudal": "XCCL"}
@@ -52,6 +53,9 @@ def read_dicom(path: str | Path, *, force: bool = False, voi: bool = True, max_p
         cause = f"cannot decode pixel data (transfer syntax {syntax.name}): {exc}"
         raise ImageReadError(path, cause) from exc
     _check_bits_stored(path, ds, syntax)
+    for tag in _PIXEL_TAGS:  # the encoded bytes are no longer needed: free them before the display copy
+        if tag in ds:
+            delattr(ds, tag)
     return Mammogram(
         pixels=_display_pixels(arr, ds, voi),
         path=path,
@@ -119,20 +123,52 @@ def _transfer_syntax(ds: Dataset) -> UID:
 
 
 def _display_pixels(arr: np.ndarray, ds: Dataset, voi: bool) -> np.ndarray:
-    out = apply_modality_lut(arr, ds)
-    if voi:
-        out = apply_voi_lut(out, ds)
-    if ds.get("PhotometricInterpretation") == "MONOCHROME1":
-        # Mirror within the image's own range: keeps the dynamic range, higher = brighter after.
-        out = out.max() - out.astype(np.float64) + out.min()
-    return _compact(out, arr.dtype)
+    """Modality LUT → VOI LUT / window → MONOCHROME1 mirrored, as the stored type when lossless, else float32.
+
+    Each step maps one stored value to one display value, so integer data of up to 16 bits goes through a
+    table of its value range (pydicom's own functions applied to the table): the same numbers, without
+    float64 copies of the whole image.
+    """
+    if arr.dtype.kind not in "ui" or arr.dtype.itemsize > 2 or not arr.size:
+        return _compact(_mirrored(_display_values(arr, ds, voi), ds), arr.dtype)
+    lo, hi = int(arr.min()), int(arr.max())
+    offsets = arr if lo == 0 else arr - lo if arr.dtype.kind == "u" else arr.astype(np.int32) - lo
+    present = _values_present(offsets, hi - lo + 1)
+    table = _display_values(np.arange(lo, hi + 1, dtype=arr.dtype), ds, voi)
+    return _compact(_mirrored(table, ds, present), arr.dtype, present)[offsets]
 
 
-def _compact(arr: np.ndarray, stored: np.dtype) -> np.ndarray:
-    """The stored unsigned type (else uint16) when the values fit it losslessly, otherwise float32."""
+def _display_values(values: np.ndarray, ds: Dataset, voi: bool) -> np.ndarray:
+    out = apply_modality_lut(values, ds)
+    return apply_voi_lut(out, ds) if voi else out
+
+
+def _mirrored(values: np.ndarray, ds: Dataset, present: np.ndarray | None = None) -> np.ndarray:
+    """MONOCHROME1 mirrored within the image's own range (the values where ``present``): keeps the dynamic
+    range, higher = brighter after. Other images unchanged."""
+    if ds.get("PhotometricInterpretation") != "MONOCHROME1":
+        return values
+    held = values if present is None else values[present]
+    return held.max() - values.astype(np.float64) + held.min()
+
+
+def _values_present(offsets: np.ndarray, count: int) -> np.ndarray:
+    """(count,) bool: which of 0..count-1 occur in ``offsets``, counted a slice at a time (bincount's int64
+    copy of a whole image would cost 8 bytes per pixel)."""
+    present = np.zeros(count, bool)
+    flat = offsets.reshape(-1)
+    for start in range(0, flat.size, _COUNT_SLICE):
+        present |= np.bincount(flat[start : start + _COUNT_SLICE], minlength=count) > 0
+    return present
+
+
+def _compact(arr: np.ndarray, stored: np.dtype, present: np.ndarray | None = None) -> np.ndarray:
+    """The stored unsigned type (else uint16) when the values (those where ``present``) fit it losslessly,
+    otherwise float32."""
     target = np.dtype(stored) if np.dtype(stored).kind == "u" else np.dtype(np.uint16)
-    fits = arr.size and arr.min() >= 0 and arr.max() <= np.iinfo(target).max
-    if fits and (arr.dtype.kind in "ui" or np.array_equal(arr, np.round(arr))):
+    held = arr if present is None else arr[present]
+    fits = held.size and held.min() >= 0 and held.max() <= np.iinfo(target).max
+    if fits and (held.dtype.kind in "ui" or np.array_equal(held, np.round(held))):
         return arr.astype(target)
     return arr.astype(np.float32)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,9 +22,34 @@ class NoImagesFound(FileProblem):
     """A folder given as input holds no image file correlax can read."""
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` (after its symlinks) is not a regular file to read, or None: a FIFO would block a reader
+    forever and a device such as /dev/zero never ends, so neither is ever opened. None for a missing path
+    (its reader names it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None if not os.path.islink(path) else "a broken symbolic link"
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"not a regular file ({kind}), never read"
+
+
 def image_kind(path: Path) -> str | None:
     """``"dicom"`` (DICM magic at byte 128), ``"raster"`` (PNG, TIFF or PGM magic), ``"dicom-raw"`` (a
-    file named ``.dcm``/``.dicom`` or without suffix, possibly DICOM without preamble), or None."""
+    file named ``.dcm``/``.dicom`` or without suffix, possibly DICOM without preamble), or None.
+
+    Raises:
+        ImageReadError: ``path`` is not a regular file (FIFO, device, socket), which is never opened.
+    """
+    special = not_a_regular_file(path)
+    if special and os.path.exists(path):
+        raise ImageReadError(path, special)
     with open(path, "rb") as f:
         head = f.read(132)
     if head[128:132] == b"DICM":
@@ -46,9 +72,11 @@ def known_image_kind(path: Path) -> str:
 def find_images(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The image files among ``paths``, and what was skipped with why.
 
-    A file given by name is taken as it is (a bad one fails later, by name). Folders are searched
-    recursively; a file counts as an image by its content (DICOM with the DICM preamble whatever its
-    name, PNG/TIFF/PGM magic; a ``.dcm``/``.dicom``/suffix-less file that may be DICOM without preamble).
+    A file given by name is taken as it is (a bad one fails later, by name), unless it is no regular file
+    (FIFO, device, socket): those are skipped, never opened. Folders are searched recursively, symbolic
+    links to folders followed (a folder reached twice, as by a link loop, is searched once); a file counts
+    as an image by its content (DICOM with the DICM preamble whatever its name, PNG/TIFF/PGM magic; a
+    ``.dcm``/``.dicom``/suffix-less file that may be DICOM without preamble).
     Never searched: folders in ``exclude`` (pass the output folder), folders holding an
     :data:`OUTPUT_MARKER` file, hidden folders; never taken: PNG figures written by matplotlib or
     correlax. Files are returned sorted per folder, each once.
@@ -61,7 +89,11 @@ def find_images(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ())
     skipped: list[tuple[Path, str]] = []
     for path in map(Path, paths):
         if not path.is_dir():
-            files.append(path)
+            special = not_a_regular_file(path)
+            if special:
+                skipped.append((path, special))
+            else:
+                files.append(path)
             continue
         found, passed = _search(path, excluded)
         if not found:
@@ -77,9 +109,16 @@ def find_images(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ())
 def _search(folder: Path, excluded: set[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     found: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    for root, dirs, names in os.walk(folder):
+    searched: dict[Path, Path] = {}  # real path of each folder searched -> how it was first reached
+    for root, dirs, names in os.walk(folder, followlinks=True):
         here = Path(root)
-        if here.resolve() in excluded or OUTPUT_MARKER in names:
+        real = here.resolve()
+        if real in searched:  # a link loop, or a second link to one folder
+            skipped.append((here, f"the same folder as {searched[real]} (a symbolic link), already searched"))
+            dirs.clear()
+            continue
+        searched[real] = here
+        if real in excluded or OUTPUT_MARKER in names:
             skipped.append((here, "a folder of correlax outputs"))
             dirs.clear()
             continue
@@ -98,6 +137,9 @@ def _not_an_input(file: Path) -> str | None:
     """Why ``file`` is not a mammogram to read, or None when it may be one."""
     if file.name.startswith("."):
         return "hidden file"
+    special = not_a_regular_file(file)
+    if special:
+        return special
     try:
         kind = image_kind(file)
     except OSError as exc:

@@ -12,7 +12,10 @@ import numpy as np
 from correlax.errors import FileProblem
 
 
-MAX_PIXELS = 100_000_000  # default bound on rows x columns x frames, checked from the header before decoding
+# Default bound on rows x columns x frames, checked from the header before decoding. Reading and preparing cost at
+# most about 17 MB per stored megapixel (benchmarks/memory.py), so a 100 MP image stays under 2 GB; what the network
+# then sees is bounded by correlax.preprocess.MAX_PREPARED_PIXELS (docs/bad-input.md, Memory).
+MAX_PIXELS = 100_000_000
 
 
 class ImageReadError(FileProblem):

@@ -9,6 +9,10 @@ from correlax.lazy import lazy_attributes
 
 _LAZY = {
     "PRESETS": "correlax.models.presets",
+    "FindingAdapter": "correlax.models.adapter",
+    "ModelContractError": "correlax.models.adapter",
+    "as_finding_model": "correlax.models.adapter",
+    "ModelFile": "correlax.models.model_file",
     "create_backbone": "correlax.models.backbones",
     "load_backbone_weights": "correlax.models.backbones",
     "CheckpointError": "correlax.models.checkpoint",

@@ -12,9 +12,10 @@ import math
 import pickle
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 import correlax
 from correlax.errors import FileProblem
@@ -125,14 +126,23 @@ def save_checkpoint(path: str | Path, model: CropClassifier, info: CheckpointInf
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[CropClassifier, CheckpointInfo]:
-    """Rebuild the model (in eval mode) from an exported ``.safetensors`` file or a training ``.ckpt``.
+class ModelSource(Protocol):
+    """What loads itself: :class:`correlax.models.model_file.ModelFile` (one's own model with its labels file)."""
+
+    def load(self, map_location: str | torch.device) -> tuple[nn.Module, CheckpointInfo]: ...
+
+
+def load_checkpoint(path: str | Path | ModelSource, map_location: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild the model (in eval mode) from an exported ``.safetensors`` file or a training ``.ckpt``, or load a
+    :class:`ModelSource` (one's own TorchScript or timm model with its labels file).
 
     Raises:
         CheckpointError: missing, truncated or foreign file, a pickle beyond plain tensors and data
             (refused unread), a format version this code cannot read, malformed metadata, or weights
             that hold NaN or infinite values.
     """
+    if not isinstance(path, (str, Path)):
+        return path.load(map_location)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such file")
@@ -173,7 +183,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     except Exception as e:  # noqa: BLE001 -- safetensors raises its own error types for damaged files
         raise CheckpointError(path, f"not a readable safetensors file, truncated or damaged? ({e})") from e
     if meta_text is None:
-        raise CheckpointError(path, "safetensors file without correlax metadata; not a correlax model")
+        raise CheckpointError(path, "safetensors file without correlax metadata; not a correlax model "
+                                    "(one's own model: give its --labels-file, and --arch for a timm state dict)")
     try:
         return state, json.loads(meta_text)
     except json.JSONDecodeError as e:

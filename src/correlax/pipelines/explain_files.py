@@ -21,6 +21,7 @@ from correlax.explain.explainer import CorrelaxExplainer
 from correlax.explain.settings import CorrelaxSettings, RunSettings
 from correlax.fileio import atomic_write_text, remove_stale_temporaries
 from correlax.io import MAX_PIXELS, OUTPUT_MARKER, find_images
+from correlax.models.model_file import ModelFile
 from correlax.pipelines.claims import Claim
 from correlax.pipelines.explain_outputs import (
     STORE_DIR,
@@ -62,8 +63,10 @@ def collect_inputs(
             skipped += passed
         elif any(e == p.resolve() or e in p.resolve().parents for e in excluded):
             raise InputError(f"{p}: inside the output folder; correlax does not explain its own outputs")
-        else:
-            found.append((p, p.stem))  # a missing file fails later, with its name, like any bad input
+        else:  # a missing file fails later, with its name; a FIFO or device is passed over, never opened
+            files, passed = find_images([p])
+            found += [(f, f.stem) for f in files]
+            skipped += passed
     first: dict[Path, tuple[Path, str]] = {}
     for path, name in found:
         first.setdefault(path.resolve(), (path, name))
@@ -219,7 +222,7 @@ class ExplainJob:
 
     inputs: tuple[Path, ...]
     out_dir: Path
-    checkpoint: Path
+    checkpoint: Path | ModelFile  # a correlax checkpoint, or a ModelFile (your own model and its labels)
     settings: CorrelaxSettings
     run: RunSettings | None = None
     devices: int = 1

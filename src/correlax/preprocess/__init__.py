@@ -1,7 +1,7 @@
 """Pre-processing: pure array steps and the configurable ``prepare()`` pipeline."""
 
 from correlax.preprocess.load import load_prepared
-from correlax.preprocess.pipeline import PreparedGeometry, PreparedImage, PreprocessSettings, prepare
+from correlax.preprocess.pipeline import MAX_PREPARED_PIXELS, PreparedGeometry, PreparedImage, PreprocessSettings, prepare
 from correlax.preprocess.steps import (
     breast_bbox,
     breast_mask,
@@ -13,6 +13,7 @@ from correlax.preprocess.steps import (
 )
 
 __all__ = [
+    "MAX_PREPARED_PIXELS",
     "PreparedGeometry",
     "PreparedImage",
     "PreprocessSettings",

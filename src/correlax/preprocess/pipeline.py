@@ -9,9 +9,15 @@ import numpy as np
 import torch
 
 from correlax.geometry import AnnotationBox, PixelBox
-from correlax.io.image import Mammogram
+from correlax.io.image import ImageReadError, Mammogram
 from correlax.settings import DictSettings
-from correlax.preprocess.steps import breast_bbox, breast_on_right, clahe_fusion, resample, to_uint8
+from correlax.preprocess.steps import breast_bbox, breast_on_right, clahe_fusion, resample, resampled_shape, to_uint8
+
+# Bound on the pixels of a prepared image (the grid the network sees), checked before any pre-processing. Explaining
+# costs memory per prepared pixel, reading per stored pixel (correlax.io.MAX_PIXELS): `correlax explain --masks 0`
+# peaks at about 1 GB + 78 MB per prepared megapixel (benchmarks/memory.py), so 36 M keeps it under 4 GiB
+# (docs/bad-input.md, Memory).
+MAX_PREPARED_PIXELS = 36_000_000
 
 
 @dataclass(frozen=True)
@@ -125,34 +131,54 @@ class PreparedImage:
         return int(column), int(row)
 
 
-def prepare(mammogram: Mammogram, settings: PreprocessSettings | None = None) -> PreparedImage:
+def prepare(
+    mammogram: Mammogram, settings: PreprocessSettings | None = None, max_pixels: int = MAX_PREPARED_PIXELS
+) -> PreparedImage:
     """8-bit conversion → optional resampling → optional flip → breast box → 3 channels.
 
     Resampling needs ``mammogram.spacing``; for files that do not state it (PNG, PGM), set it from
     the data set's record first (``dataclasses.replace(mammogram, spacing=record.spacing)``).
-    Raises ValueError when ``target_spacing`` is set and the spacing is unknown.
+    Raises ValueError when ``target_spacing`` is set and the spacing is unknown, and ImageReadError (naming
+    the file) when the prepared image would have more than ``max_pixels`` pixels (the memory bound).
     """
     settings = settings or PreprocessSettings()
+    h, w = mammogram.shape
+    scale = _resampling(mammogram, settings)
+    rows, columns = resampled_shape((h, w), *scale) if scale else (h, w)
+    if rows * columns > max_pixels:
+        at = f" at {settings.target_spacing} mm" if scale else ""
+        raise ImageReadError(
+            mammogram.path,
+            f"image too large: prepared{at} it has {columns} x {rows} = {rows * columns:,} pixels, above the limit of "
+            f"{max_pixels:,} that bounds the memory of explaining it (see docs/bad-input.md, Memory)",
+        )
     gray = to_uint8(mammogram.pixels)
-    h, w = gray.shape
     spacing = mammogram.spacing
-    if settings.target_spacing is not None:
-        if spacing is None:
-            cause = f"pixel spacing unknown, cannot resample to {settings.target_spacing} mm"
-            raise ValueError(f"{mammogram.path}: {cause}")
-        gray = resample(gray, spacing[0] / settings.target_spacing, spacing[1] / settings.target_spacing)
+    if scale:
+        gray = resample(gray, *scale)
         spacing = (spacing[0] * h / gray.shape[0], spacing[1] * w / gray.shape[1])
     scale_x, scale_y = gray.shape[1] / w, gray.shape[0] / h
     flipped = settings.canonical_flip and breast_on_right(gray)
     if flipped:
         gray = np.ascontiguousarray(gray[:, ::-1])
+    breast_box = breast_bbox(gray)  # before the 3 channels exist: its label image is the largest temporary
     image = clahe_fusion(gray) if settings.clahe_fusion else np.repeat(gray[:, :, None], 3, axis=2)
     return PreparedImage(
         image=image,
-        breast_box=breast_bbox(gray),
+        breast_box=breast_box,
         scale=scale_x,
         flipped=flipped,
         scale_y=None if scale_y == scale_x else scale_y,
         spacing=spacing,
         stored_shape=(h, w),
     )
+
+
+def _resampling(mammogram: Mammogram, settings: PreprocessSettings) -> tuple[float, float] | None:
+    """(row, column) resize factors to the settings' pixel spacing; None: the native grid is kept."""
+    if settings.target_spacing is None:
+        return None
+    if mammogram.spacing is None:
+        cause = f"pixel spacing unknown, cannot resample to {settings.target_spacing} mm"
+        raise ValueError(f"{mammogram.path}: {cause}")
+    return mammogram.spacing[0] / settings.target_spacing, mammogram.spacing[1] / settings.target_spacing

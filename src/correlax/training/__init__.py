@@ -3,7 +3,7 @@
 from correlax.training.data import build_datasets, labels_in, reference_augmentation, train_val_records
 from correlax.training.module import CropClassifierModule
 from correlax.training.predict import evaluate_checkpoint, predict
-from correlax.training.run import TrainConfig, train
+from correlax.training.run import TrainConfig, skipped_images, train
 
 __all__ = [
     "CropClassifierModule",
@@ -13,6 +13,7 @@ __all__ = [
     "labels_in",
     "predict",
     "reference_augmentation",
+    "skipped_images",
     "train",
     "train_val_records",
 ]

@@ -13,6 +13,7 @@ from correlax.crops import CropDataset, CropSettings, PreparedCache
 from correlax.data.records import ImageRecord, Manifest
 from correlax.evaluation.classification import classification_report
 from correlax.models import CropClassifier, load_checkpoint
+from correlax.settings import CROP_SCALES
 
 
 @torch.no_grad()
@@ -45,6 +46,26 @@ class CropPredictions:
         """(N,) the patient of each crop, looked up in ``records`` (those the crops were cut from)."""
         patient_of = {r.image_id: str(r.patient_id) for r in records}
         return np.array([patient_of[i] for i in self.image_ids], dtype=str)
+
+
+
+def evaluation_crops(info, scale: str = "trained", crops_per_box: int = 4, crops_per_normal_image: int = 4) -> CropSettings:
+    """The crops a model is scored on. "trained" (the default everywhere crops are scored): the protocol the model
+    was trained with, as its checkpoint records it (the paper's multi-scale crops when it records none, as models
+    trained before the window scale existed); "multi": the paper's box-relative multi-scale crops; "window": squares
+    near the model's input side. The counts are the evaluation's own, and No Finding crops come only from images
+    without findings, so that scores compare across training protocols."""
+    if scale not in CROP_SCALES:
+        raise ValueError(f"crop scale must be one of {CROP_SCALES}, got {scale!r}")
+    trained = (info.extra.get("train") or {}).get("crops")
+    if scale == "trained" and trained:
+        base = CropSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in trained.items()})
+    elif scale == "window":
+        base = CropSettings(window_side=float(info.input_size))
+    else:
+        base = CropSettings()
+    return replace(base, crops_per_box=crops_per_box, crops_per_normal_image=crops_per_normal_image,
+                   normal_crops_per_boxed_image=0)  # fmt: skip
 
 
 def crop_predictions(

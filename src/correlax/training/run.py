@@ -10,6 +10,7 @@ Layout of a run folder::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from correlax.crops import CropDataset, CropSettings, MaskAugmentation, PreparedCache
 from correlax.data.records import Manifest
@@ -32,6 +33,7 @@ from correlax.preprocess import PreprocessSettings
 from correlax.training.data import build_datasets
 from correlax.training.module import CropClassifierModule
 from correlax.training.predict import predict
+from correlax.training.resume import EpochSampler, EpochSeeds
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,7 @@ def _loader(dataset: CropDataset, config: TrainConfig, train: bool, world_size: 
         return DataLoader(dataset, shuffle=False, **kwargs)
     # Lightning shards this sampler over the ranks (DistributedSamplerWrapper): draw for all of them
     per_rank = config.steps_per_epoch * config.batch_size if config.steps_per_epoch else len(dataset)
-    generator = torch.Generator().manual_seed(config.seed)
-    sampler = WeightedRandomSampler(dataset.sample_weights(), per_rank * world_size, replacement=True, generator=generator)
+    sampler = EpochSampler(dataset.sample_weights(), per_rank * world_size, config.seed)
     return DataLoader(dataset, sampler=sampler, drop_last=per_rank >= config.batch_size, **kwargs)
 
 
@@ -120,7 +121,7 @@ def train(config: TrainConfig) -> Path:
         manifest, config.labels, cache, config.input_size, CropSettings(**config.crops), config.seed,
         config.augment, config.val_fraction, masking if config.mask_aug > 0 else None,
     )
-    failures = train_set.failures + val_set.failures
+    failures = [{"path": path, "reason": reason} for path, reason in train_set.failures + val_set.failures]
     if len(train_set) == 0:
         raise ValueError(f"{config.data}: no training crops (no readable images with boxes or normal tissue)")
     log.info("crops: %d training, %d validation; labels %s", len(train_set), len(val_set), ", ".join(train_set.labels))
@@ -155,7 +156,7 @@ def train(config: TrainConfig) -> Path:
         num_nodes=config.num_nodes,
         strategy=config.strategy,
         precision=precision,
-        callbacks=[checkpoints, TQDMProgressBar()],
+        callbacks=[checkpoints, TQDMProgressBar(), EpochSeeds(config.seed)],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=out,
         logger=False,
@@ -195,3 +196,10 @@ def export_best(trainer, module, checkpoints, info, val_set, out: Path, failures
     path = save_checkpoint(out / "model.safetensors", model, info)
     write_json(out / "validation.json", {"report": report, "failures": failures})
     return path
+
+
+def skipped_images(run_dir: Path) -> list[dict]:
+    """The images a finished run in ``run_dir`` could not read (``{"path", "reason"}``), from its validation.json
+    (runs before this version wrote ``[path, reason]`` pairs)."""
+    failures = json.loads((Path(run_dir) / "validation.json").read_text())["failures"]
+    return [f if isinstance(f, dict) else {"path": f[0], "reason": f[1]} for f in failures]
