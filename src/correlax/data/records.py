@@ -18,6 +18,7 @@ import pydantic
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass
 
+from correlax.data.problems import ManifestError, box_problem
 from correlax.fileio import write_json
 from correlax.labels import LABELS, check_label
 
@@ -43,8 +44,6 @@ class Finding:
     @field_validator("box")
     @classmethod
     def _ordered(cls, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
-        from correlax.data.validate import box_problem  # validate reads these records
-
         problem = box and box_problem(box, None)
         if problem:
             raise ValueError(problem)
@@ -133,8 +132,6 @@ class Manifest:
         Raises:
             ManifestError: not readable, not JSON, or not a valid manifest (a ValueError).
         """
-        from correlax.data.validate import ManifestError
-
         path = Path(path)
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))

@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from correlax.data.problems import ManifestError, box_problem, format_box
 from correlax.data.records import Finding, ImageRecord
 from correlax.geometry import AnnotationBox
 from correlax.labels import DISPLAY_NAMES, LABELS
@@ -37,16 +38,6 @@ _LABEL_ALIASES: dict[str, str] = {
     **{display.casefold(): name for name, display in DISPLAY_NAMES.items()},
     **{category.casefold(): name for category, name in VINDR_CATEGORIES.items()},
 }
-
-
-class ManifestError(ValueError):
-    """A data set's description has problems; ``problems`` lists each one as 'file:line: what'."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        shown = "\n  ".join(self.problems[:50])
-        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(f"{len(self.problems)} problem(s) in the data set description:\n  {shown}{more}")
 
 
 class Problems(list[str]):
@@ -82,24 +73,6 @@ def canonical_label(name: str) -> str:
         raise ValueError(f"unknown label {name!r}; known labels: {', '.join(LABELS)}") from None
 
 
-def box_problem(box: AnnotationBox, size: tuple[int, int] | None) -> str | None:
-    """Why ``box`` is unusable on an image of ``size`` (height, width), or None when it is fine.
-
-    A box that merely overhangs the border is fine here (see :func:`clip_box`); an empty or inverted
-    box, or one wholly outside the image, is not.
-    """
-    xmin, ymin, xmax, ymax = box
-    if not xmin < xmax:
-        return f"box has xmin >= xmax ({xmin:g} >= {xmax:g})"
-    if not ymin < ymax:
-        return f"box has ymin >= ymax ({ymin:g} >= {ymax:g})"
-    if size is not None:
-        height, width = size
-        if xmax <= 0 or ymax <= 0 or xmin >= width or ymin >= height:
-            return f"box {_fmt(box)} lies wholly outside the {width}x{height} image"
-    return None
-
-
 def clip_box(box: AnnotationBox, size: tuple[int, int]) -> AnnotationBox:
     """Clip ``box`` to an image of ``size`` (height, width); coordinates are continuous, 0..width."""
     height, width = size
@@ -123,7 +96,7 @@ def checked_box(box: AnnotationBox, size: tuple[int, int] | None, where: str, pr
     clipped = clip_box(box, size)
     if clipped != tuple(box):
         log.warning(
-            "%s:%s: box %s clipped to the %dx%d image: %s", where, line, _fmt(box), size[1], size[0], _fmt(clipped)
+            "%s:%s: box %s clipped to the %dx%d image: %s", where, line, format_box(box), size[1], size[0], format_box(clipped)
         )
     return clipped
 
@@ -156,10 +129,8 @@ def add_finding(record: ImageRecord, finding: Finding, where: str | Path, line: 
     """Append ``finding`` to ``record``; an exact repeat of one already there is warned about and kept once."""
     if finding in record.findings:
         log.warning("%s:%s: image %s: duplicate finding %s %s, kept once", where, line, record.image_id,
-                    finding.label, _fmt(finding.box) if finding.box else "(no box)")
+                    finding.label, format_box(finding.box) if finding.box else "(no box)")
         return
     record.findings.append(finding)
 
 
-def _fmt(box: AnnotationBox) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in box) + ")"
