@@ -116,7 +116,7 @@ def test_evaluate_spacing_option_and_strict_metrics(tmp_path):
                           preprocess=PreprocessSettings(target_spacing=0.4).to_dict())  # fmt: skip
     model = save_checkpoint(tmp_path / "m.safetensors", create_model("tiny", info.labels), info)
     base = ["evaluate", "--model", str(model), "--data", str(data), "--split", "train", "--out"]
-    assert main([*base, str(tmp_path / "no-spacing")]) == 0
+    assert main([*base, str(tmp_path / "no-spacing")]) == 1  # every image skipped (named below): exit status 1
     failed = json.loads((tmp_path / "no-spacing" / "metrics.json").read_text())
     assert failed["crops"] == 0 and all("pixel spacing unknown" in f["reason"] for f in failed["failures"])
     assert main([*base, str(tmp_path / "e"), "--spacing", "0.2"]) == 0

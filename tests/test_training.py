@@ -121,8 +121,8 @@ def test_evaluate_cli_writes_json_and_prints_table(trained, toy_data, tmp_path, 
     assert report["split"] == "test" and "calcification_vs_mass" in report
     # evaluated as trained: the crops follow the protocol the checkpoint records (here No Finding sides 16-64 px,
     # not the default 64-512), with the evaluation's own counts
-    assert report["crops"]["scale"] == "trained"
-    assert report["crops"]["normal_side_range"] == [16.0, 64.0] and report["crops"]["crops_per_box"] == 4
+    assert report["crop_protocol"]["scale"] == "trained"
+    assert report["crop_protocol"]["normal_side_range"] == [16.0, 64.0] and report["crop_protocol"]["crops_per_box"] == 4
     printed = capsys.readouterr().out
     assert "calcification" in printed and "F1" in printed
 

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError) as e:
         log.error("%s", e)
         return 1
-    report["crops"] = {"scale": args.crop_scale, **asdict(crops)}
+    report["crop_protocol"] = {"scale": args.crop_scale, **asdict(crops)}
     out = Path(args.out)
     write_json(out / "metrics.json", report)
     print(format_report(report))
