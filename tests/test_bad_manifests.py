@@ -87,3 +87,20 @@ def test_evaluate_refuses_a_bad_manifest_with_its_record(tmp_path, caplog):
     path.write_text(json.dumps(payload))
     assert main(["evaluate", "--model", str(model), "--data", str(path), "--out", str(tmp_path / "o")]) == 1
     assert "m.json: record 1 (image 'a'): field split" in caplog.text
+
+
+def test_a_manifest_or_table_that_is_a_fifo_or_a_device_is_refused_unread(tmp_path):
+    """A FIFO would block the reader forever and /dev/zero never ends: both refused by name, never opened."""
+    import os
+
+    from correlax.data.csvfile import read_rows
+    from correlax.data.validate import Problems
+
+    fifo = tmp_path / "m.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ManifestError, match="FIFO"):
+        Manifest.load(fifo)
+    zero = tmp_path / "t.csv"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(FileNotFoundError, match="character device"):
+        read_rows(zero, ("image_path",), Problems())

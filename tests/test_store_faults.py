@@ -255,6 +255,22 @@ def test_missing_outputs_are_made_from_the_stored_maps(corpus, tmp_path, capsys)
     text = capsys.readouterr().out
     assert "0 explained, 1 completed from the map store, 0 already done" in text
     assert (out / f"1-1_{MASS}.png").exists() and len(store_entries(out)) == 1
+    assert not list(out.glob(".correlax-*.tmp")), "a temporary left behind"  # the entry link is the same file
+
+
+def test_view_refuses_outputs_whose_source_has_changed(corpus, tmp_path, capsys):
+    """The JSON names the file explained by its resolved path and bytes: view never draws the maps over another
+    image that now sits at that path (or at the same relative path seen from another folder)."""
+    root, model, _ = corpus
+    image = tmp_path / "img" / "1-1.png"
+    image.parent.mkdir()
+    image.write_bytes((root / "a" / "1-1.png").read_bytes())
+    out = tmp_path / "out"
+    assert main(explain(model, out, image)) == 0
+    image.write_bytes((root / "b" / "1-1.png").read_bytes())  # another film at the same path
+    capsys.readouterr()
+    assert main(["view", str(out)]) == 1
+    assert "has changed since it was explained" in capsys.readouterr().out + capsys.readouterr().err
 
 
 def test_dicom_outputs_asked_for_later_or_failed_before_are_made_on_rerun(corpus, tmp_path, capsys, monkeypatch):

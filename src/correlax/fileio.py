@@ -84,3 +84,21 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` (after its symlinks) is not a regular file to read, or None: a FIFO would block a reader
+    forever and a device such as /dev/zero never ends, so neither is ever opened. None for a missing path
+    (its reader names it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None if not os.path.islink(path) else "a broken symbolic link"
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"not a regular file ({kind}), never read"

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from correlax.data.validate import Problems
+from correlax.fileio import not_a_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ def read_rows(path: Path, required: tuple[str, ...], problems: Problems) -> list
     Raises:
         FileNotFoundError: the file cannot be read.
     """
+    special = not_a_regular_file(path)
+    if special:
+        raise FileNotFoundError(f"{path}: cannot read the table ({special})")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass
 
 from correlax.data.problems import ManifestError, box_problem
-from correlax.fileio import write_json
+from correlax.fileio import not_a_regular_file, write_json
 from correlax.labels import LABELS, check_label
 
 
@@ -133,6 +133,9 @@ class Manifest:
             ManifestError: not readable, not JSON, or not a valid manifest (a ValueError).
         """
         path = Path(path)
+        special = not_a_regular_file(path)
+        if special:
+            raise ManifestError([f"{path}: not a readable manifest ({special})"])
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image
 
 from correlax.errors import FileProblem
+from correlax.fileio import not_a_regular_file
 from correlax.io.image import ImageReadError
 
 RASTER_MAGIC = (b"\x89PNG", b"II*\x00", b"MM\x00*", b"P2", b"P5")
@@ -20,24 +20,6 @@ FIGURE_SOFTWARE = ("matplotlib", "correlax")  # PNG 'Software' text of figures, 
 
 class NoImagesFound(FileProblem):
     """A folder given as input holds no image file correlax can read."""
-
-
-def not_a_regular_file(path: Path) -> str | None:
-    """Why ``path`` (after its symlinks) is not a regular file to read, or None: a FIFO would block a reader
-    forever and a device such as /dev/zero never ends, so neither is ever opened. None for a missing path
-    (its reader names it)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None if not os.path.islink(path) else "a broken symbolic link"
-    except OSError as exc:
-        return f"cannot be opened ({exc.strerror or exc})"
-    if stat.S_ISREG(mode):
-        return None
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
-    kind = next((name for test, name in kinds if test(mode)), "a special file")
-    return f"not a regular file ({kind}), never read"
 
 
 def image_kind(path: Path) -> str | None:

@@ -112,6 +112,8 @@ def peaks(maps: dict[str, np.ndarray], labels: Sequence[str], breast_box, prepar
 
 def link_or_copy(source: Path, target: Path) -> None:
     """``target`` becomes the same file as ``source`` (a hard link where the file system allows), atomically."""
+    if target.exists() and os.path.samefile(source, target):
+        return  # already that file: rename() of two links to one file would do nothing and leave the temporary
     tmp = temporary_name(target, ".link")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.unlink(missing_ok=True)

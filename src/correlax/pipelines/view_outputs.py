@@ -20,7 +20,7 @@ from correlax.explain.explainer import method_maps
 from correlax.io import read_image
 from correlax.labels import NO_FINDING
 from correlax.pipelines.explain_outputs import summary_files
-from correlax.pipelines.map_store import DamagedEntry, read_entry
+from correlax.pipelines.map_store import DamagedEntry, ImageIdentity, read_entry
 from correlax.preprocess import PreparedGeometry, to_uint8
 from correlax.report.viewer import ViewerImage
 
@@ -40,9 +40,25 @@ class ExplainOutput:
     flipped: bool  # the canonical flip applied to the prepared grid
 
 
+def explained_source(summary: dict, summary_path: Path) -> Path:
+    """The file the maps were made from: the input's resolved path and bytes as ``explain`` recorded them (outputs
+    of earlier versions: ``source``, relative to the working directory). FileProblem when the file there is no
+    longer the one explained: its maps would be drawn over another image."""
+    recorded = summary.get("input")
+    if not recorded:
+        return Path(summary["source"])
+    path = Path(recorded["path"])
+    try:
+        now = ImageIdentity.of(path)
+    except OSError as exc:
+        raise FileProblem(summary_path, f"its source {path} cannot be read ({exc.strerror or exc})") from exc
+    if now.sha256 != recorded["sha256"]:
+        raise FileProblem(summary_path, f"its source {path} has changed since it was explained; explain it again")
+    return path
+
+
 def read_explain_output(summary_path: Path) -> ExplainOutput:
-    """Read ``<name>.json`` and ``<name>.npz`` (a relative ``source`` is relative to the working directory,
-    as ``correlax explain`` was given it)."""
+    """Read ``<name>.json`` and ``<name>.npz``, and check that the source is still the file explained."""
     try:
         summary = json.loads(summary_path.read_text())
         labels, flipped = tuple(summary["labels"]), bool(summary["grid"]["flipped"])
@@ -60,7 +76,7 @@ def read_explain_output(summary_path: Path) -> ExplainOutput:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         cause = f"not a complete 'correlax explain' output ({type(exc).__name__}: {exc})"
         raise FileProblem(summary_path, cause) from exc
-    return ExplainOutput(Path(summary["source"]), labels, maps, peaks, flipped)
+    return ExplainOutput(explained_source(summary, summary_path), labels, maps, peaks, flipped)
 
 
 def explain_viewer_image(
