@@ -134,7 +134,7 @@ def run_stage(stage: str, image: Path, model: Path, out: Path) -> dict:
                 explainer = CorrelaxExplainer(network, CorrelaxSettings(window=WINDOW, stride=STRIDE, n_masks=0))
                 facts["map_shape"] = list(explainer.entry(prepared.tensor(), prepared.breast_box)["prediction"].shape)
     except ImageReadError as exc:  # over a limit: the refusal's own cost is measured
-        facts["refused"] = str(exc)
+        facts["refused"] = str(exc).replace(str(Path(image).parent), "<tmp>")  # no machine path in the results
     return {**facts, "before_mb": before, "peak_mb": memory_mb("VmHWM"), "seconds": time.perf_counter() - started}
 
 
