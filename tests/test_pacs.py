@@ -24,8 +24,7 @@ from headless import CHROMIUM, HeadlessPage
 
 pytest.importorskip("highdicom")
 pytest.importorskip("dicomweb_client")
-if orthanc.missing():
-    pytest.skip(orthanc.missing(), allow_module_level=True)
+pytestmark = pytest.mark.skipif(bool(orthanc.missing()), reason=orthanc.missing() or "")  # .ci/run installs Orthanc
 
 from correlax.cli.main import main  # noqa: E402
 from correlax.pipelines.pacs import FETCH_DIR, LEDGER, dicom_outputs  # noqa: E402
