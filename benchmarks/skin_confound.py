@@ -77,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
     films, windows, failures = [], [], []
+    used: dict | None = None  # the CorRELAX settings the fold models ran with (the same mm on every fold)
     for fold_dir in sorted(d for d in args.run.glob("fold*") if (d / "model" / "model.safetensors").is_file()):
         model, info = load_checkpoint(fold_dir / "model" / "model.safetensors")
         spacing = info.preprocess_settings.target_spacing
         settings = correlax_settings(args, info.input_size, spacing, gpu=False)
         explainer = CorrelaxExplainer(model, settings, run=run_settings(args))
+        used = settings.to_dict()
         gradcam = GradCamExplainer(model, settings.window, settings.stride) if args.gradcam else None
         finding_rows = [i for i, label in enumerate(model.labels) if label != NO_FINDING]
         manifest = Manifest.load(fold_dir / "manifest.json")
@@ -118,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "provenance": provenance(),
         "run": str(args.run),
-        "settings": correlax_settings(args, 64, None if not films else films[0]["spacing_mm"], gpu=False).to_dict()
-        if films else None,
+        "settings": used,
         "tissue_rule": "prepared grey value above 10 % of the image's maximum; the image border counts as an edge",
         "n_pairs": len(films),
         "skin_distance_mm": {"boxes": summary([d for f in films for d in f["boxes_mm"]]),
