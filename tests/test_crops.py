@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from correlax.crops import CropDataset, CropSettings, PreparedCache, crop_labels, extract_crop, plan_crops
-from correlax.crops.sampler import box_area, box_center, contains_point, intersection_area, sample_box_crops, sample_normal_crops
+from correlax.crops.sampler import (box_area, box_center, contains_point, intersection_area, sample_box_crops,
+                                   sample_normal_crops, skin_line)
 from correlax.data.records import Finding, ImageRecord, Manifest
 from correlax.preprocess import PreprocessSettings
 
@@ -87,6 +88,25 @@ def test_boxed_images_give_no_finding_crops_away_from_their_boxes_only_when_aske
     assert plan_crops(findings, None, np.random.default_rng(0), settings) == plan[:6]  # no tissue, no normal crops
 
 
+def test_skin_line_crops_are_no_finding_crops_centred_on_the_breast_edge_away_from_the_boxes():
+    tissue = np.zeros((300, 300), bool)
+    tissue[40:260, 0:200] = True  # the chest wall on the image's left border
+    edge = skin_line(tissue)
+    assert edge[40, 100] and edge[259, 100] and edge[100, 199] and edge[100, 0] and not edge[100, 100]
+    assert edge.sum() == 2 * 200 + 2 * 218
+    findings = [("mass", (150.0, 20.0, 230.0, 90.0))]  # covers part of the top edge
+    settings = CropSettings(crops_per_box=3, window_side=32.0, skin_crops_per_image=40)
+    plan = plan_crops(findings, tissue, np.random.default_rng(0), settings)
+    skin = [c for c in plan if c.labels == ("no_finding",)]
+    assert len(plan) == 43 and len(skin) == 40
+    centres = [(int((c.box[0] + c.box[2]) / 2), int((c.box[1] + c.box[3]) / 2)) for c in skin]
+    assert all(edge[y, x] for x, y in centres)
+    assert all(intersection_area(c.box, b) == 0 for c in skin for _, b in findings)
+    # without them the plan is the one drawn before the option existed (same draws)
+    without = plan_crops(findings, tissue, np.random.default_rng(0), CropSettings(crops_per_box=3, window_side=32.0))
+    assert without == plan[:3]
+
+
 def test_extract_crop_pads_with_zeros_and_resizes():
     image = np.full((40, 40, 3), 200, np.uint8)
     out = extract_crop(image, (-20.0, -20.0, 20.0, 20.0), 16)
@@ -139,6 +159,9 @@ def test_dataset_targets_cache_and_failures(tmp_path):
     negatives = dataclasses.replace(settings, normal_crops_per_boxed_image=1)
     with_negatives = CropDataset(manifest, manifest.records, labels, again, 32, negatives, seed=3)
     assert with_negatives.targets.sum(0).tolist() == [6.0, 6.0]  # one more No Finding crop per boxed image
+    skin = dataclasses.replace(settings, skin_crops_per_image=2)
+    with_skin = CropDataset(manifest, manifest.records, labels, again, 32, skin, seed=3)
+    assert with_skin.targets.sum(0).tolist() == [4.0 + 2 * 4, 6.0]  # two more on each readable image's skin line
 
 
 def test_mask_augmentation_masks_the_chosen_crops_and_keeps_labels(tmp_path):

@@ -153,8 +153,9 @@ def test_window_scale_crops_are_a_training_option():
     multi = train_config(parser.parse_args(["--input-size", "64"]), "m.json", "out")
     assert window.crops["window_side"] == 64.0 and multi.crops["window_side"] is None
     assert multi.crops["normal_crops_per_boxed_image"] == 0
-    negatives = train_config(parser.parse_args(["--normal-crops-per-boxed-image", "6"]), "m.json", "out")
-    assert negatives.crops["normal_crops_per_boxed_image"] == 6
+    negatives = train_config(parser.parse_args(["--normal-crops-per-boxed-image", "6", "--skin-crops-per-image", "3"]),
+                             "m.json", "out")
+    assert negatives.crops["normal_crops_per_boxed_image"] == 6 and negatives.crops["skin_crops_per_image"] == 3
 
 
 @pytest.mark.slow

@@ -202,9 +202,10 @@ def test_evaluation_crops_follow_the_training_protocol_unless_asked_otherwise():
     from correlax.training.predict import evaluation_crops
 
     window_trained = SimpleNamespace(input_size=128, extra={"train": {"crops": {"window_side": 128.0, "crops_per_box": 16,
-                                                                                 "normal_crops_per_boxed_image": 2}}})  # fmt: skip
+                                                                                 "normal_crops_per_boxed_image": 2, "skin_crops_per_image": 4}}})  # fmt: skip
     crops = evaluation_crops(window_trained)
     assert crops.window_side == 128.0 and crops.crops_per_box == 4 and crops.normal_crops_per_boxed_image == 0
+    assert crops.skin_crops_per_image == 0  # training's hard negatives are not scored
     assert evaluation_crops(window_trained, "multi").window_side is None  # the paper's crops, when asked for
     recorded_nothing = SimpleNamespace(input_size=64, extra={})
     assert evaluation_crops(recorded_nothing).window_side is None

@@ -41,6 +41,9 @@ def add_train_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--normal-crops-per-boxed-image", type=int, default=0,
                    help="No Finding crops also from the tissue of each image with boxes, away from every box "
                         "(default 0: only from images without findings, as the paper)")  # fmt: skip
+    p.add_argument("--skin-crops-per-image", type=int, default=0,
+                   help="No Finding crops centred on the skin line of each image with boxes or without findings, "
+                        "away from every box: hard negatives for windows on the breast's edge (default 0)")  # fmt: skip
     p.add_argument("--no-clahe", action="store_true", help="grey image in 3 channels instead of CLAHE fusion")
     p.add_argument("--canonical-flip", action="store_true", help="mirror images so the chest wall is on the left")
     p.add_argument("--target-spacing", type=float, help="resample images to this pixel spacing (mm)")
@@ -85,7 +88,8 @@ def train_config(args: argparse.Namespace, data: str, out: str):
     settings = PreprocessSettings(not args.no_clahe, args.canonical_flip, args.target_spacing)
     crops = CropSettings(crops_per_box=args.crops_per_box, crops_per_normal_image=args.crops_per_normal_image,
                          window_side=float(args.input_size) if args.crop_scale == "window" else None,
-                         normal_crops_per_boxed_image=args.normal_crops_per_boxed_image)  # fmt: skip
+                         normal_crops_per_boxed_image=args.normal_crops_per_boxed_image,
+                         skin_crops_per_image=args.skin_crops_per_image)  # fmt: skip
     return TrainConfig(
         data=data, out=out, backbone=args.backbone, pretrained=args.pretrained, head=args.head,
         labels=tuple(args.labels) if args.labels else None, input_size=args.input_size,

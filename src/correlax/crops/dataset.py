@@ -154,7 +154,8 @@ class CropDataset(Dataset):
             if entry.spacing:
                 self.spacings.append(entry.spacing)
             rng = np.random.default_rng([seed, index])
-            wants_tissue = crop_settings.normal_crops_per_boxed_image > 0 if entry.findings else record.is_normal
+            boxed_negatives = crop_settings.normal_crops_per_boxed_image + crop_settings.skin_crops_per_image
+            wants_tissue = boxed_negatives > 0 if entry.findings else record.is_normal
             tissue = entry.tissue() if wants_tissue else None
             for crop in plan_crops(entry.findings, tissue, rng, crop_settings):
                 if not set(crop.labels) & set(self.labels):

@@ -35,6 +35,9 @@ class CropSettings:
     # No Finding crops also from the tissue of images with boxes, away from every box: the rest of a lesion's own
     # film, which the explanation's argmax must rank below the lesion. 0: only images without findings (the paper).
     normal_crops_per_boxed_image: int = 0
+    # No Finding crops centred on the skin line (the breast mask's edge), away from every box, from every image with
+    # boxes or without findings: hard negatives for windows that straddle the breast's edge (issue 25). 0: none.
+    skin_crops_per_image: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,14 @@ def sample_box_crops(box: AnnotationBox, n: int, rng: np.random.Generator, setti
     return crops
 
 
+def skin_line(tissue: np.ndarray) -> np.ndarray:
+    """(H, W) bool: breast pixels with a non-breast 4-neighbour (the image's border counts as outside the breast,
+    as for the explained windows, which are padded there)."""
+    padded = np.pad(tissue.astype(bool), 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return tissue.astype(bool) & ~inner
+
+
 def sample_normal_crops(
     tissue: np.ndarray,
     n: int,
@@ -106,7 +117,8 @@ def sample_normal_crops(
     avoid: list[AnnotationBox] = (),
     max_tries: int = 50,
 ) -> list[AnnotationBox]:
-    """Square crops centred on breast tissue (``tissue`` is a boolean (H, W) mask) that overlap no box in ``avoid``.
+    """Square crops centred on pixels of ``tissue`` (a boolean (H, W) mask: the breast, or its :func:`skin_line`)
+    that overlap no box in ``avoid``.
 
     Returns fewer than ``n`` crops when the tissue is too small or too crowded to place them.
     """
@@ -135,7 +147,8 @@ def plan_crops(
     normal_label: str = "no_finding",
 ) -> list[Crop]:
     """All crops of one image: crops around each box (and ``settings.normal_crops_per_boxed_image`` No Finding
-    crops away from the boxes), or No Finding crops when it has no boxes.
+    crops away from the boxes), or No Finding crops when it has no boxes; then ``settings.skin_crops_per_image``
+    No Finding crops on the skin line, away from the boxes.
 
     ``tissue`` is only used for No Finding crops; without it an image gives none.
     """
@@ -148,9 +161,12 @@ def plan_crops(
         n_normal, avoid = settings.normal_crops_per_boxed_image, [b for _, b in findings]
     else:
         crops, n_normal, avoid = [], settings.crops_per_normal_image, []
-    if tissue is None or n_normal == 0:
+    if tissue is None:
         return crops
-    return crops + [Crop(c, (normal_label,)) for c in sample_normal_crops(tissue, n_normal, rng, settings, avoid)]
+    normal = sample_normal_crops(tissue, n_normal, rng, settings, avoid) if n_normal else []
+    n_skin = settings.skin_crops_per_image
+    skin = sample_normal_crops(skin_line(tissue), n_skin, rng, settings, avoid) if n_skin else []
+    return crops + [Crop(c, (normal_label,)) for c in normal + skin]
 
 
 def extract_crop(image: np.ndarray, box: AnnotationBox, size: int) -> np.ndarray:

@@ -79,8 +79,8 @@ def run_fold(config: CrossvalConfig, manifest: Manifest, fold: int, say: Callabl
         train(dataclasses.replace(config.train, data=str(manifest_path), out=str(fold_dir / "model"), resume=True,
                                   cache_dir=str(cache)))  # fmt: skip
     test = fold_manifest.split("test")
-    # the held-out crops leave out No Finding crops of boxed images, so crop scores compare across that lever
-    crops = dataclasses.replace(CropSettings(**config.train.crops), normal_crops_per_boxed_image=0)
+    # the held-out crops leave out the extra No Finding crops of training, so crop scores compare across those levers
+    crops = dataclasses.replace(CropSettings(**config.train.crops), normal_crops_per_boxed_image=0, skin_crops_per_image=0)
     pred = crop_predictions(model_path, fold_manifest, test, cache, crops, EVAL_SEED)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, probs=pred.probs, targets=pred.targets, patients=pred.patients(test))

@@ -54,7 +54,7 @@ def evaluation_crops(info, scale: str = "trained", crops_per_box: int = 4, crops
     was trained with, as its checkpoint records it (the paper's multi-scale crops when it records none, as models
     trained before the window scale existed); "multi": the paper's box-relative multi-scale crops; "window": squares
     near the model's input side. The counts are the evaluation's own, and No Finding crops come only from images
-    without findings, so that scores compare across training protocols."""
+    without findings (no skin-line crops), so that scores compare across training protocols."""
     if scale not in CROP_SCALES:
         raise ValueError(f"crop scale must be one of {CROP_SCALES}, got {scale!r}")
     trained = (info.extra.get("train") or {}).get("crops")
@@ -65,7 +65,7 @@ def evaluation_crops(info, scale: str = "trained", crops_per_box: int = 4, crops
     else:
         base = CropSettings()
     return replace(base, crops_per_box=crops_per_box, crops_per_normal_image=crops_per_normal_image,
-                   normal_crops_per_boxed_image=0)  # fmt: skip
+                   normal_crops_per_boxed_image=0, skin_crops_per_image=0)  # fmt: skip
 
 
 def crop_predictions(
