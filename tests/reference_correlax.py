@@ -97,6 +97,7 @@ def reference_correlax(
     n_labels = len(model.labels)
     pred = np.zeros((n_labels, gh, gw))
     corr_pred = np.zeros((n_labels, gh, gw))
+    cov_pred = np.zeros((n_labels, gh, gw))
     corr_dist = np.zeros((gh, gw))
     corr_partial = np.zeros((n_labels, gh, gw))
     tissue_padded = None if tissue is None else np.pad(tissue[y0:y1, x0:x1].astype(float), half)
@@ -125,6 +126,7 @@ def reference_correlax(
             corr_dist[i, j] = pearson(d, q)
             for c in range(n_labels):
                 corr_pred[c, i, j] = pearson(d, probs[:, c])
+                cov_pred[c, i, j] = np.mean((d - d.mean()) * (probs[:, c] - probs[:, c].mean()))
             if tissue_padded is not None:
                 tw = tissue_padded[top : top + window, left : left + window]
                 t = 1 - np.einsum("yx,kyx->k", tw, masks) / tw.sum() if tw.sum() > 0 else np.zeros(len(masks))
@@ -165,6 +167,8 @@ def reference_correlax(
         "corr_pred": np.stack([to_image(smooth(corr_pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "corr_dist": to_image(smooth(corr_dist, window, stride, (hc, wc))),
         "window_corr_partial": corr_partial,
+        "window_cov_pred": cov_pred,
+        "cov_pred": np.stack([to_image(smooth(cov_pred[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "corr_partial": np.stack([to_image(smooth(corr_partial[c], window, stride, (hc, wc))) for c in range(n_labels)]),
         "relax": finer(relax_total),
         "relax_centred": finer(centred_total),

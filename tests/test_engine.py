@@ -30,7 +30,8 @@ def one_thread():
 
 
 STATS = (
-    "window_prediction", "window_corr_pred", "window_corr_dist", "prediction", "corr_pred", "corr_dist",
+    "window_prediction", "window_corr_pred", "window_corr_dist", "window_cov_pred", "prediction", "corr_pred",
+    "corr_dist", "cov_pred",
     "relax", "relax_centred", "relax_uncertainty", "rise",
 )  # fmt: skip
 
@@ -270,8 +271,8 @@ def test_attribute_is_an_explainer():
     explainer = CorrelaxExplainer(model, CorrelaxSettings(window=16, stride=8, n_masks=8))
     assert isinstance(explainer, Explainer)
     maps = explainer.attribute(_image(40, 48))
-    assert set(maps) == {"correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial", "relax", "relax-centred",
-                         "relax-uncertainty", "rise"}  # fmt: skip
+    assert set(maps) == {"correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial",
+                         "correlax-covariance", "relax", "relax-centred", "relax-uncertainty", "rise"}  # fmt: skip
     weighted = maps["correlax-prediction"] * np.clip(maps["correlax-correlation"], 0, None)
     np.testing.assert_allclose(maps["correlax-weighted"], weighted, rtol=1e-6)
     for m in maps.values():

@@ -337,3 +337,20 @@ def test_an_entry_whose_arrays_changed_fails_its_checksum(store_and_key):
     assert "do not match the checksum" in str(store.damaged[0]) and key.image.path in str(store.damaged[0])
     store.save(key, {"prediction": np.ones((2, 4, 4), np.float32)})
     assert store.load(key)["prediction"].sum() == 32
+
+
+def test_an_entry_without_a_map_asked_for_now_is_computed_again(store_and_key):
+    from correlax.pipelines.pointing_game import entry_for
+
+    store, key, _ = store_and_key
+    store.save(key, {"prediction": np.ones((2, 4, 4), np.float32)})  # written before "cov_pred" existed
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return {"prediction": np.ones((2, 4, 4), np.float32), "cov_pred": np.zeros((2, 4, 4), np.float32)}
+
+    has_all = lambda entry: "cov_pred" in entry  # noqa: E731
+    assert set(entry_for(key, [store], compute, "x.png", lambda entry: True)) == {"prediction"}  # enough as it is
+    assert set(entry_for(key, [store], compute, "x.png", has_all)) == {"prediction", "cov_pred"} and computed == [1]
+    assert set(entry_for(key, [store], compute, "x.png", has_all)) == {"prediction", "cov_pred"} and computed == [1]

@@ -80,7 +80,7 @@ def test_engine_partial_correlation_equals_the_textbook_residuals(coarse):
         return mask_grids(5, torch.full((24,), w), torch.arange(24), 8, 0.5).numpy()
 
     ref = reference_correlax(model, image, (0, 0, 80, 64), 32, 16, masks_for, tissue=tissue.numpy())
-    for name in ("window_corr_partial", "corr_partial", "window_corr_pred", "corr_pred"):
+    for name in ("window_corr_partial", "corr_partial", "window_corr_pred", "corr_pred", "window_cov_pred", "cov_pred"):
         np.testing.assert_allclose(getattr(result, name), ref[name], atol=1e-5, rtol=0, err_msg=name)
     assert np.abs(result.window_corr_tissue_dist).max() > 0.1  # t does move d here: the test is not between zeros
     assert np.abs(result.window_corr_partial - result.window_corr_pred).max() > 1e-3

@@ -28,6 +28,7 @@ class WindowStats:
     prediction: torch.Tensor  # (N, L) unmasked probabilities
     corr_pred: torch.Tensor  # (N, L) Pearson(d, P_c)
     corr_partial: torch.Tensor  # (N, L) partial correlation of d and P_c given the hidden tissue fraction t
+    cov_pred: torch.Tensor  # (N, L) covariance of d and P_c: the correlation with the spread of both kept
     corr_tissue_dist: torch.Tensor  # (N,) Pearson(t, d)
     corr_tissue_pred: torch.Tensor  # (N, L) Pearson(t, P_c)
     corr_dist: torch.Tensor  # (N,) Pearson(d, q)
@@ -186,6 +187,7 @@ def window_statistics(
         prediction=p0,
         corr_pred=corr[:, :n_labels].float(),
         corr_partial=partial_correlation(corr[:, :n_labels], corr_tissue_dist[:, None], corr_tissue_pred).float(),
+        cov_pred=sums.covariance()[:, :n_labels].float(),
         corr_tissue_dist=corr_tissue_dist.float(),
         corr_tissue_pred=corr_tissue_pred.float(),
         corr_dist=corr[:, n_labels].float(),

@@ -48,6 +48,7 @@ class CorrelaxResult:
     # what the masks give: window grid
     window_corr_pred: np.ndarray | None = None  # (L, gh, gw)
     window_corr_partial: np.ndarray | None = None  # (L, gh, gw) given the hidden tissue fraction t
+    window_cov_pred: np.ndarray | None = None  # (L, gh, gw) covariance of d and P_c
     window_corr_tissue_dist: np.ndarray | None = None  # (gh, gw) Pearson(t, d): the confound's grip on d
     window_corr_tissue_pred: np.ndarray | None = None  # (L, gh, gw) Pearson(t, P_c): its grip on each class
     window_corr_dist: np.ndarray | None = None  # (gh, gw)
@@ -60,6 +61,7 @@ class CorrelaxResult:
     # what the masks give: whole-image maps
     corr_pred: np.ndarray | None = None  # (L, H, W)
     corr_partial: np.ndarray | None = None  # (L, H, W) the partial correlation map, t regressed out of d and P_c
+    cov_pred: np.ndarray | None = None  # (L, H, W) the covariance map: r(d, P_c) · sd(d) · sd(P_c), smoothed alike
     corr_dist: np.ndarray | None = None  # (H, W)
     relax: np.ndarray | None = None  # (H, W)
     relax_centred: np.ndarray | None = None  # (H, W) relax less each window's mean d: Σ (d_k − d̄) m_k / Σ m_k
@@ -197,6 +199,7 @@ class CorrelaxExplainer(MapExplainer):
             return CorrelaxResult(**plain, prediction=_numpy(place(smooth_grid(pred, grid), grid.box, h, w)))
         corr_pred = scatter(get("corr_pred"), n_labels).permute(2, 0, 1)
         corr_partial = scatter(get("corr_partial"), n_labels).permute(2, 0, 1)
+        cov_pred = scatter(get("cov_pred"), n_labels).permute(2, 0, 1)
         corr_dist = scatter(get("corr_dist"))
         relax_sum = scatter(get("relax_sum"), g, g)
         relax_sq_sum = scatter(get("relax_sq_sum"), g, g)
@@ -204,7 +207,7 @@ class CorrelaxExplainer(MapExplainer):
         rise_sum = scatter(get("rise_sum"), n_labels, g, g)
         mask_sum = scatter(get("mask_sum"), g, g)
 
-        smoothed = smooth_grid(torch.cat([pred, corr_pred, corr_dist[None], corr_partial]), grid)
+        smoothed = smooth_grid(torch.cat([pred, corr_pred, corr_dist[None], corr_partial, cov_pred]), grid)
         centred, centred_sq = centred_relax_sums(relax_sum, relax_sq_sum, mask_sum, mean_dist)
         finer = overlap_average(torch.cat([relax_sum[:, :, None], centred[:, :, None], rise_sum], dim=2), mask_sum, grid)
         spread = overlap_average(torch.stack([centred, centred_sq], dim=2), mask_sum, grid, weighted_variance)
@@ -215,6 +218,7 @@ class CorrelaxExplainer(MapExplainer):
             prediction=_numpy(maps[:L]),
             window_corr_pred=_numpy(corr_pred),
             window_corr_partial=_numpy(corr_partial),
+            window_cov_pred=_numpy(cov_pred),
             window_corr_tissue_dist=_numpy(scatter(get("corr_tissue_dist"))),
             window_corr_tissue_pred=_numpy(scatter(get("corr_tissue_pred"), n_labels).permute(2, 0, 1)),
             window_corr_dist=_numpy(corr_dist),
@@ -226,10 +230,11 @@ class CorrelaxExplainer(MapExplainer):
             corr_pred=_numpy(maps[L : 2 * L]),
             corr_dist=_numpy(maps[2 * L]),
             corr_partial=_numpy(maps[2 * L + 1 : 3 * L + 1]),
-            relax=_numpy(maps[3 * L + 1]),
-            relax_centred=_numpy(maps[3 * L + 2]),
-            rise=_numpy(maps[3 * L + 3 : 4 * L + 3]),
-            relax_uncertainty=_numpy(maps[4 * L + 3]),
+            cov_pred=_numpy(maps[3 * L + 1 : 4 * L + 1]),
+            relax=_numpy(maps[4 * L + 1]),
+            relax_centred=_numpy(maps[4 * L + 2]),
+            rise=_numpy(maps[4 * L + 3 : 5 * L + 3]),
+            relax_uncertainty=_numpy(maps[5 * L + 3]),
         )
 
     def settings_key(self) -> dict:
@@ -280,7 +285,7 @@ def weighted_prediction(prediction: np.ndarray, corr_pred: np.ndarray) -> np.nda
 
 def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The Pointing Game's method names for CorRELAX's whole-image maps (``CorrelaxResult.arrays()`` or a stored entry;
-    one made without masks has the prediction map alone)."""
+    one made without masks has the prediction map alone, one written before the covariance map lacks it)."""
     prediction = arrays["prediction"]
     if "corr_pred" not in arrays:
         return {"correlax-prediction": prediction}
@@ -288,7 +293,7 @@ def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     def per_class(name: str) -> np.ndarray:  # a class-agnostic map, the same for every class
         return np.broadcast_to(arrays[name], prediction.shape).copy()
 
-    return {
+    maps = {
         "correlax-prediction": prediction,
         "correlax-correlation": arrays["corr_pred"],
         "correlax-weighted": weighted_prediction(prediction, arrays["corr_pred"]),
@@ -298,3 +303,6 @@ def method_maps(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         "relax-uncertainty": per_class("relax_uncertainty"),
         "rise": arrays["rise"],
     }
+    if "cov_pred" in arrays:
+        maps["correlax-covariance"] = arrays["cov_pred"]
+    return maps

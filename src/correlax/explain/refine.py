@@ -64,7 +64,7 @@ def interpolate_coarse(values: torch.Tensor, factor: int) -> torch.Tensor:
     return fine[0, :, :gh, :gw]
 
 
-INTERPOLATED = ("prediction", "corr_pred", "corr_partial", "corr_dist")  # what a window that did not run takes
+INTERPOLATED = ("prediction", "corr_pred", "corr_partial", "cov_pred", "corr_dist")  # what a window that did not run takes
 
 
 def _cat(parts: list[WindowStats]) -> WindowStats:
@@ -76,7 +76,7 @@ def _take(stats: WindowStats, rows: torch.Tensor) -> WindowStats:
 
 
 def _interpolated(like: WindowStats, values: torch.Tensor, n_labels: int) -> WindowStats:
-    """Rows for windows that did not run: the :data:`INTERPOLATED` fields from ``values`` (N, 3L + 1), no masks."""
+    """Rows for windows that did not run: the :data:`INTERPOLATED` fields from ``values`` (N, 4L + 1), no masks."""
     rows = {f.name: getattr(like, f.name).new_zeros(len(values), *getattr(like, f.name).shape[1:]) for f in fields(WindowStats)}
     start = 0
     for name in INTERPOLATED:
@@ -115,7 +115,7 @@ def coarse_to_fine(
         order.append(fine)
     if len(rest):
         n_labels = first.prediction.shape[1]
-        dense = torch.zeros(3 * n_labels + 1, gh * gw, device=ids.device)
+        dense = torch.zeros(4 * n_labels + 1, gh * gw, device=ids.device)
         dense[:, coarse] = torch.cat([getattr(first, name).reshape(len(coarse), -1).T.float() for name in INTERPOLATED])
         values = interpolate_coarse(dense.view(-1, gh, gw), factor).flatten(1)
         parts.append(_interpolated(first, values[:, rest].T, n_labels))

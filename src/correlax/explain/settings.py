@@ -105,8 +105,8 @@ class RunSettings(DictSettings):
         return replace(self, **changes)
 
 
-CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial", "relax",
-                    "relax-centred", "relax-uncertainty", "rise")  # fmt: skip
+CORRELAX_METHODS = ("correlax-prediction", "correlax-correlation", "correlax-weighted", "correlax-partial",
+                    "correlax-covariance", "relax", "relax-centred", "relax-uncertainty", "rise")  # fmt: skip
 PREDICTION_ONLY_METHODS = ("correlax-prediction",)  # what CorRELAX gives without masks (n_masks = 0)
 
 

@@ -51,6 +51,13 @@ class PearsonSums:
         r = cov / torch.sqrt(torch.where(degenerate, 1.0, vxy))
         return torch.where(degenerate, 0.0, r).clamp(-1.0, 1.0)
 
+    def covariance(self) -> torch.Tensor:
+        """Population covariance of x with each y series over the samples, (N, M); 0 where either variance is zero
+        (as :meth:`correlation`), and 0 for windows without samples."""
+        cov, _, degenerate = self._moments()
+        n2 = (self.n[:, None] ** 2).clamp(min=1)
+        return torch.where(degenerate, 0.0, cov / n2)
+
     def standard_error(self) -> torch.Tensor:
         """Large-sample standard error (1 - r^2) / sqrt(n - 1) of each r, (N, M); 0 where r is 0 by definition."""
         cov, vxy, degenerate = self._moments()

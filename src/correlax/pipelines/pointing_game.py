@@ -52,13 +52,17 @@ class LocalisationResult:
     repaired: list[str] = field(default_factory=list)  # damaged store entries found and computed again
 
 
-def entry_for(key: EntryKey, stores: Sequence[MapStore], compute: Callable[[], dict], what: str) -> dict[str, np.ndarray]:
+def entry_for(
+    key: EntryKey, stores: Sequence[MapStore], compute: Callable[[], dict], what: str,
+    complete: Callable[[dict], bool] = lambda entry: True,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """The stored entry of ``key`` (first store that has it, waiting, within the store's bound, while another
     worker computes it in the first), else computed and saved to the first store. A damaged entry is
-    computed again. ``what`` (the image) names a wait that ran out (ClaimTimeout)."""
+    computed again, and so is one that is not ``complete`` (written by an older version, without a map asked
+    for now). ``what`` (the image) names a wait that ran out (ClaimTimeout)."""
     for store in stores:
         found = store.load(key)
-        if found is not None:
+        if found is not None and complete(found):
             return found
     store = stores[0]
     while True:
@@ -69,7 +73,7 @@ def entry_for(key: EntryKey, stores: Sequence[MapStore], compute: Callable[[], d
                 store.save(key, entry)
                 return entry
         waited = store.wait_for(key, what)
-        if waited is not None:
+        if waited is not None and complete(waited):
             return waited
 
 
@@ -173,7 +177,9 @@ def record_maps(
             image = prepared.tensor() if image is None else image
             return explainer.entry(image, prepared.breast_box)
 
-        entry = entry_for(model_key.entry(identity, explainer), stores, compute, identity.path)
+        wanted = set(methods) & set(explainer.methods)
+        entry = entry_for(model_key.entry(identity, explainer), stores, compute, identity.path,
+                          lambda e, explainer=explainer: wanted <= explainer.maps_of(e).keys())  # fmt: skip
         maps.update({m: v for m, v in explainer.maps_of(entry).items() if m in methods})
     return {m: maps[m] for m in methods}
 
