@@ -2,7 +2,8 @@
 
 For every boxed held-out film of a cross-validation run (``correlax crossval --out RUN``), it reads the CorRELAX
 entries the run stored (no network runs) and reports, per window value (the correlation r(d, P_c), its partial
-given the hidden tissue t, r re-centred on the windows of the same breast fraction, and the prediction P_c):
+given the hidden tissue t, r re-centred on the windows of the same breast fraction, the covariance of d and P_c
+where the entries hold it, and the prediction P_c):
 
 - the within-film AUC of windows on a box of the class against the film's other windows (0.5: no better than
   chance; the map's peak can only find the lesion when this is high);
@@ -39,7 +40,7 @@ from correlax.pipelines.map_store import read_entry
 from correlax.preprocess import load_prepared
 from correlax.provenance import provenance
 
-VALUES = ("correlation", "partial", "band-centred correlation", "prediction")
+VALUES = ("correlation", "partial", "band-centred correlation", "covariance", "prediction")
 
 
 def fold_entries(fold_dir: Path, settings: dict) -> dict[str, dict[str, np.ndarray]]:
@@ -55,8 +56,11 @@ def fold_entries(fold_dir: Path, settings: dict) -> dict[str, dict[str, np.ndarr
 def window_values(entry: dict[str, np.ndarray], c: int) -> dict[str, np.ndarray]:
     valid = entry["window_masks"] > 0
     centred = band_centred(entry["window_corr_pred"], entry["window_tissue"], valid)
-    return {"correlation": entry["window_corr_pred"][c], "partial": entry["window_corr_partial"][c],
-            "band-centred correlation": centred[c], "prediction": entry["window_prediction"][c]}  # fmt: skip
+    values = {"correlation": entry["window_corr_pred"][c], "partial": entry["window_corr_partial"][c],
+              "band-centred correlation": centred[c], "prediction": entry["window_prediction"][c]}  # fmt: skip
+    if "window_cov_pred" in entry:  # entries written since the covariance map exists
+        values["covariance"] = entry["window_cov_pred"][c]
+    return values
 
 
 def centred_map(entry: dict[str, np.ndarray], window: int, stride: int) -> np.ndarray:
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "window_on_box": "the window's centre lies inside a box of the class",
         "n_pairs": len(pairs),
-        "within_film_auc": {k: interval([q["auc"][k] for q in scored]) for k in VALUES},
+        "within_film_auc": {k: interval([q["auc"][k] for q in scored]) for k in VALUES if k in scored[0]["auc"]},
         "auc_pairs_without_windows_on_boxes": len(pairs) - len(scored),
         "correlation_reliability": interval([q["correlation_reliability"] for q in pairs]),
         "mean_correlation_by_breast_fraction": {
