@@ -26,7 +26,7 @@ import numpy as np
 from correlax.cli.options import add_correlax_options, correlax_settings, run_settings
 from correlax.data.records import Manifest
 from correlax.evaluation.localisation import boxed_records, boxes_in_prepared
-from correlax.evaluation.skin import distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
+from correlax.evaluation.skin import distance_summary, distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
 from correlax.explain.baselines import GradCamExplainer
 from correlax.explain.explainer import CorrelaxExplainer
 from correlax.fileio import write_json
@@ -39,14 +39,6 @@ from correlax.provenance import provenance
 log = logging.getLogger(__name__)
 MAPS = {"correlax-prediction": "prediction", "correlax-correlation": "corr_pred", "correlax-partial": "corr_partial"}
 EDGE_BINS = ((0.1, 0.5), (0.5, 0.9), (0.9, 0.99), (0.99, 1.01))  # window breast fraction
-
-
-def summary(values: list[float]) -> dict:
-    v = np.asarray(values, float)
-    if len(v) == 0:
-        return {"n": 0}
-    return {"n": len(v), "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
-            "q75": float(np.quantile(v, 0.75)), "within_5mm": int((v < 5).sum())}  # fmt: skip
 
 
 def window_mechanism(result, finding_rows: list[int]) -> list[dict]:
@@ -123,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": used,
         "tissue_rule": "prepared grey value above 10 % of the image's maximum; the image border counts as an edge",
         "n_pairs": len(films),
-        "skin_distance_mm": {"boxes": summary([d for f in films for d in f["boxes_mm"]]),
-                             **{m: summary([f["peaks_mm"][m] for f in films]) for m in methods}},  # fmt: skip
+        "skin_distance_mm": {"boxes": distance_summary([d for f in films for d in f["boxes_mm"]]),
+                             **{m: distance_summary([f["peaks_mm"][m] for f in films]) for m in methods}},  # fmt: skip
         "mechanism_by_window_breast_fraction": by_bin,
         "pairs": films,
         "failures": failures,

@@ -11,7 +11,9 @@ where the entries hold it, and the prediction P_c):
 - how much of r's spread over a film's windows is the noise of drawing K masks: 1 − mean((1 − r²)² / (K − 1)) /
   var(r), the large-sample approximation of the share that another draw of masks would reproduce;
 - the Pointing Game (reference protocol, the run's margin) of the re-centred correlation map against the plain
-  one, paired per (film, class) with the exact sign test.
+  one, paired per (film, class) with the exact sign test;
+- where the maps' peaks fall: the distance to the skin line in mm (as ``benchmarks/skin_confound.py``), beside
+  the boxes' centres.
 
     python benchmarks/window_separation.py --run runs/l25/partial-s0 --out benchmarks/results/window-separation-0.4mm-seed0.json
 """
@@ -30,6 +32,7 @@ from correlax.data.records import Manifest
 from correlax.evaluation.crossval import sign_test
 from correlax.evaluation.localisation import boxed_records, boxes_in_prepared
 from correlax.evaluation.pointing_game import point_reference
+from correlax.evaluation.skin import distance_summary, distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
 from correlax.evaluation.window_separation import BREAST_BANDS, band_centred, separation_auc, windows_on_boxes
 from correlax.explain.kernel import place, smooth_grid
 from correlax.explain.windows import WindowGrid
@@ -103,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             box = tuple(int(v) for v in entry["breast_box"])
             valid = entry["window_masks"] > 0
             centred = centred_map(entry, settings["window"], settings["stride"])
+            distances = skin_distance_map(tissue_of(prepared.image.mean(axis=2)))
+            mm = prepared.spacing[1] if prepared.spacing else info.preprocess_settings.target_spacing
+            peak_maps = {"correlation": entry["corr_pred"], "band-centred correlation": centred,
+                         "prediction": entry["prediction"]}  # fmt: skip
             for label, boxes in boxes_in_prepared(record, prepared).items():
                 if label == NO_FINDING or label not in labels:
                     continue
@@ -121,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
                 pairs.append({"fold": fold_dir.name, "image": record.image_id, "label": label,
                               "auc": {k: separation_auc(v, on, valid) for k, v in values.items()},
                               "correlation_reliability": float(1 - noise / r[valid].var()),
-                              "reference_hit": hits})  # fmt: skip
+                              "reference_hit": hits,
+                              "boxes_skin_mm": [distance_to_skin_mm(distances, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, mm)
+                                                for b in boxes],
+                              "peak_skin_mm": {k: distance_to_skin_mm(distances, *peak_of(m[c]), mm)
+                                               for k, m in peak_maps.items()}})  # fmt: skip
     scored = [q for q in pairs if q["auc"]["correlation"] is not None]
     wins = sum(q["reference_hit"]["band-centred correlation"] and not q["reference_hit"]["correlation"] for q in pairs)
     losses = sum(q["reference_hit"]["correlation"] and not q["reference_hit"]["band-centred correlation"] for q in pairs)
@@ -142,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             "band_centred_hits": sum(q["reference_hit"]["band-centred correlation"] for q in pairs),
             "paired": {"wins": wins, "losses": losses, "p": sign_test(wins, losses)},
         },
+        "skin_distance_mm": {"boxes": distance_summary([d for q in pairs for d in q["boxes_skin_mm"]]),
+                             **{k: distance_summary([q["peak_skin_mm"][k] for q in pairs]) for k in pairs[0]["peak_skin_mm"]}},
         "pairs": pairs,
         "failures": failures,
         "wall_seconds": time.perf_counter() - t0,
@@ -150,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}: {len(pairs)} (film, class) pairs, {len(failures)} failures")
     for k, s in report["within_film_auc"].items():
         print(f"  {k:26s} within-film AUC mean {s['mean']:.3f} (95 % {s['ci95'][0]:.3f}-{s['ci95'][1]:.3f}), median {s['median']:.3f}")
+    for k, d in report["skin_distance_mm"].items():
+        print(f"  {k:26s} peak to the skin line: median {d['median']:.1f} mm, within 5 mm {d['within_5mm']}/{d['n']}")
     rel = report["correlation_reliability"]
     print(f"  correlation's reliability over a film's windows: mean {rel['mean']:.2f} (95 % {rel['ci95'][0]:.2f}-{rel['ci95'][1]:.2f})")
     pg = report["pointing_game_reference"]

@@ -32,3 +32,11 @@ def test_peak_is_the_pixel_centre_of_the_maximum():
     m = np.zeros((10, 20))
     m[3, 7] = 1
     assert peak_of(m) == (7.5, 3.5)
+
+
+def test_distance_summary_counts_the_points_within_5_mm():
+    from correlax.evaluation.skin import distance_summary
+
+    s = distance_summary([1.0, 4.9, 5.0, 10.0, 30.0])
+    assert s["n"] == 5 and s["median"] == 5.0 and s["within_5mm"] == 2 and s["q25"] == 4.9 and s["q75"] == 10.0
+    assert distance_summary([]) == {"n": 0}

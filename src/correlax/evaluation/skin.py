@@ -35,3 +35,12 @@ def peak_of(heatmap: np.ndarray) -> tuple[float, float]:
     """(x, y) pixel centre of the map's maximum (the Pointing Game's point)."""
     row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
     return col + 0.5, row + 0.5
+
+
+def distance_summary(values_mm) -> dict:
+    """Median, quartiles and how many lie within 5 mm of the skin line, of distances in mm ({"n": 0} when none)."""
+    v = np.asarray(values_mm, float)
+    if len(v) == 0:
+        return {"n": 0}
+    return {"n": len(v), "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
+            "q75": float(np.quantile(v, 0.75)), "within_5mm": int((v < 5).sum())}  # fmt: skip
