@@ -19,3 +19,25 @@ def test_provenance_names_commit_date_machine_and_command():
     assert p["libraries"]["numpy"] and p["libraries"]["correlax"]
     assert p["command"] == "correlax crossval --folds 5"
     json.dumps(p, allow_nan=False)  # strict JSON
+
+
+def test_a_rewritten_results_file_leaves_the_tree_clean_and_a_changed_source_does_not(tmp_path):
+    import subprocess
+
+    from correlax.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}")
+    (tmp_path / "src" / "m.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_state(tmp_path / "src")["dirty"] is False
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"a": 1}')
+    assert git_state(tmp_path / "src")["dirty"] is False
+    (tmp_path / "src" / "m.py").write_text("x = 2\n")
+    assert git_state(tmp_path / "src")["dirty"] is True

@@ -24,10 +24,11 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 def git_state(cwd: Path | None = None) -> dict:
-    """The commit of the checkout holding this package, and whether its tracked files differ from it."""
+    """The commit of the checkout holding this package, and whether its tracked files differ from it (results
+    files under ``benchmarks/results`` do not count: a run that rewrites one leaves the code as committed)."""
     cwd = cwd or Path(__file__).resolve().parent
     commit = _git("rev-parse", "HEAD", cwd=cwd)
-    dirty = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)benchmarks/results", cwd=cwd)
     return {"commit": commit, "dirty": None if dirty is None else bool(dirty)}
 
 
