@@ -26,7 +26,7 @@ import numpy as np
 from correlax.cli.options import add_correlax_options, correlax_settings, run_settings
 from correlax.data.records import Manifest
 from correlax.evaluation.localisation import boxed_records, boxes_in_prepared
-from correlax.evaluation.skin import distance_summary, distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
+from correlax.evaluation.skin import distance_table, distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
 from correlax.explain.baselines import GradCamExplainer
 from correlax.explain.explainer import CorrelaxExplainer
 from correlax.fileio import write_json
@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
                 films.append(film)
             windows.append(window_mechanism(result, finding_rows))
             log.info("%s %s: %s", fold_dir.name, record.image_id, {k: round(v, 1) for k, v in films[-1]["peaks_mm"].items()})
-    methods = list(films[0]["peaks_mm"]) if films else []
     by_bin = []
     for i, (lo, hi) in enumerate(EDGE_BINS):
         pooled = {k: [v for w in windows for v in w[i][k]] for k in ("r_t_d", "r_t_p", "abs_r_d_p", "abs_r_partial")}
@@ -115,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": used,
         "tissue_rule": "prepared grey value above 10 % of the image's maximum; the image border counts as an edge",
         "n_pairs": len(films),
-        "skin_distance_mm": {"boxes": distance_summary([d for f in films for d in f["boxes_mm"]]),
-                             **{m: distance_summary([f["peaks_mm"][m] for f in films]) for m in methods}},  # fmt: skip
+        "skin_distance_mm": distance_table([d for f in films for d in f["boxes_mm"]], [f["peaks_mm"] for f in films]),
         "mechanism_by_window_breast_fraction": by_bin,
         "pairs": films,
         "failures": failures,

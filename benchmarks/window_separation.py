@@ -32,7 +32,7 @@ from correlax.data.records import Manifest
 from correlax.evaluation.crossval import sign_test
 from correlax.evaluation.localisation import boxed_records, boxes_in_prepared
 from correlax.evaluation.pointing_game import point_reference
-from correlax.evaluation.skin import distance_summary, distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
+from correlax.evaluation.skin import distance_table, distance_to_skin_mm, peak_of, skin_distance_map, tissue_of
 from correlax.evaluation.window_separation import BREAST_BANDS, band_centred, separation_auc, windows_on_boxes
 from correlax.explain.kernel import place, smooth_grid
 from correlax.explain.windows import WindowGrid
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             "band_centred_hits": sum(q["reference_hit"]["band-centred correlation"] for q in pairs),
             "paired": {"wins": wins, "losses": losses, "p": sign_test(wins, losses)},
         },
-        "skin_distance_mm": {"boxes": distance_summary([d for q in pairs for d in q["boxes_skin_mm"]]),
-                             **{k: distance_summary([q["peak_skin_mm"][k] for q in pairs]) for k in pairs[0]["peak_skin_mm"]}},
+        "skin_distance_mm": distance_table([d for q in pairs for d in q["boxes_skin_mm"]],
+                                           [q["peak_skin_mm"] for q in pairs]),
         "pairs": pairs,
         "failures": failures,
         "wall_seconds": time.perf_counter() - t0,

@@ -44,3 +44,10 @@ def distance_summary(values_mm) -> dict:
         return {"n": 0}
     return {"n": len(v), "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
             "q75": float(np.quantile(v, 0.75)), "within_5mm": int((v < 5).sum())}  # fmt: skip
+
+
+def distance_table(boxes_mm, peaks_mm) -> dict:
+    """{"boxes": summary, <map>: summary, ...}: :func:`distance_summary` of the boxes' centres (a flat sequence of
+    mm) and of each map's peaks (``peaks_mm``: one {map: mm} per scored (film, class) pair)."""
+    maps = list(peaks_mm[0]) if peaks_mm else []
+    return {"boxes": distance_summary(boxes_mm), **{m: distance_summary([p[m] for p in peaks_mm]) for m in maps}}
