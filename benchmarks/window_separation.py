@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "window_on_box": "the window's centre lies inside a box of the class",
         "n_pairs": len(pairs),
-        "within_film_auc": {k: interval([q["auc"][k] for q in scored]) for k in VALUES if k in scored[0]["auc"]},
+        "within_film_auc": {k: interval([q["auc"][k] for q in scored]) for k in VALUES
+                            if scored and all(k in q["auc"] for q in scored)},
         "auc_pairs_without_windows_on_boxes": len(pairs) - len(scored),
         "correlation_reliability": interval([q["correlation_reliability"] for q in pairs]),
         "mean_correlation_by_breast_fraction": {
