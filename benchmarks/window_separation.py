@@ -56,9 +56,8 @@ def fold_entries(fold_dir: Path, settings: dict) -> dict[str, dict[str, np.ndarr
     return found
 
 
-def window_values(entry: dict[str, np.ndarray], c: int) -> dict[str, np.ndarray]:
-    valid = entry["window_masks"] > 0
-    centred = band_centred(entry["window_corr_pred"], entry["window_tissue"], valid)
+def window_values(entry: dict[str, np.ndarray], centred: np.ndarray, c: int) -> dict[str, np.ndarray]:
+    """Class ``c``'s window values of one entry; ``centred``: its band-centred correlation (L, gh, gw)."""
     values = {"correlation": entry["window_corr_pred"][c], "partial": entry["window_corr_partial"][c],
               "band-centred correlation": centred[c], "prediction": entry["window_prediction"][c]}  # fmt: skip
     if "window_cov_pred" in entry:  # entries written since the covariance map exists
@@ -66,11 +65,10 @@ def window_values(entry: dict[str, np.ndarray], c: int) -> dict[str, np.ndarray]
     return values
 
 
-def centred_map(entry: dict[str, np.ndarray], window: int, stride: int) -> np.ndarray:
-    """The whole-image map of the band-centred correlation, smoothed and placed as the correlation map is."""
+def centred_map(entry: dict[str, np.ndarray], centred: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """The whole-image map of the band-centred correlation ``centred``, smoothed and placed as the correlation map is."""
     box = tuple(int(v) for v in entry["breast_box"])
-    valid = entry["window_masks"] > 0
-    values = torch.from_numpy(band_centred(entry["window_corr_pred"], entry["window_tissue"], valid))
+    values = torch.from_numpy(centred)
     h, w = entry["corr_pred"].shape[1:]
     return place(smooth_grid(values, WindowGrid(box, window, stride)), box, h, w).numpy()
 
@@ -105,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             prepared = load_prepared(manifest.resolve(record), info.preprocess_settings, spacing=record.spacing)
             box = tuple(int(v) for v in entry["breast_box"])
             valid = entry["window_masks"] > 0
-            centred = centred_map(entry, settings["window"], settings["stride"])
+            centred_windows = band_centred(entry["window_corr_pred"], entry["window_tissue"], valid)
+            centred = centred_map(entry, centred_windows, settings["window"], settings["stride"])
             distances = skin_distance_map(tissue_of(prepared.image.mean(axis=2)))
             mm = prepared.spacing[1] if prepared.spacing else info.preprocess_settings.target_spacing
             peak_maps = {"correlation": entry["corr_pred"], "band-centred correlation": centred,
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 c = labels.index(label)
                 on = windows_on_boxes(box, valid.shape, settings["stride"], boxes)
-                values = window_values(entry, c)
+                values = window_values(entry, centred_windows, c)
                 r = values["correlation"]
                 noise = ((1 - r[valid] ** 2) ** 2 / (entry["window_masks"][valid] - 1)).mean()
                 for lo, hi in zip(BREAST_BANDS[:-1], BREAST_BANDS[1:]):
